@@ -1,0 +1,185 @@
+"""The `gpudesk` command line: run the bot, chat in the console, parse posts, and more.
+
+Each command is a thin shell over the Python API (`Desk`, `Ledger`, `parse_offers`): it reads
+options, calls one function and turns the library's named errors into a sentence and exit status 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gpudesk.bot.config import ConfigError, Settings, load_settings
+from gpudesk.storage.ledger import LedgerError
+
+DEFAULT_CONFIG = Path("config.toml")
+
+db_option = click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="GPUDESK_DB",
+    help="Ledger file (SQLite); overrides [ledger] path. Env: GPUDESK_DB.",
+)
+
+
+class State:
+    def __init__(self, config: Path | None, verbose: bool):
+        self.config = config
+        self.verbose = verbose
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            path = self.config
+            if path is None and DEFAULT_CONFIG.exists():
+                path = DEFAULT_CONFIG
+            try:
+                self._settings = load_settings(path)
+            except ConfigError as error:
+                raise click.ClickException(str(error)) from None
+        return self._settings
+
+
+pass_state = click.make_pass_decorator(State)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="GPUDESK_CONFIG",
+    help="Config file (TOML). Default: ./config.toml if present. Env: GPUDESK_CONFIG.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
+@click.version_option(package_name="gpudesk")
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None, verbose: bool) -> None:
+    """gpudesk: a trading desk for GPU deal groups on Telegram and WeChat.
+
+    \b
+    Example:
+        gpudesk console --db desk.db
+    """
+    ctx.obj = State(config, verbose)
+
+
+@cli.command()
+@db_option
+@pass_state
+def run(state: State, db: Path | None) -> None:
+    """Start the bot with every adapter the config enables (the console chat when none is).
+
+    \b
+    Example:
+        GPUDESK_TELEGRAM__TOKEN=123:abc gpudesk --config config.toml run
+    """
+    from gpudesk.bot import app
+
+    app.configure_logging(state.verbose)
+    with _user_errors():
+        app.run(state.settings, db)
+
+
+@cli.command()
+@db_option
+@click.option("--chat", default="console", show_default=True, help="Name of the console group.")
+@pass_state
+def console(state: State, db: Path | None, chat: str) -> None:
+    """Chat with the desk in the terminal, on the real ledger.
+
+    Type `alice: 出 H100 8卡 10台 月租7.5w/台` to post as alice, a bare line to post as `me`.
+    With input from a pipe, only the desk's replies are printed.
+
+    \b
+    Example:
+        printf 'alice: 出 H100 8卡 10台\\n/price H100\\n' | gpudesk console --db x.db
+    """
+    from gpudesk.bot import app
+
+    app.configure_logging(state.verbose)
+    with _user_errors():
+        app.run_console(app.build_desk(state.settings, db), chat=chat)
+
+
+@cli.command()
+@click.argument("text", required=False)
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines in on stdin, JSON Lines out.")
+def parse(text: str | None, as_json: bool) -> None:
+    """Read offers from a post and show what the parser understood.
+
+    With --json, read {"id", "text"} lines on stdin and write {"id", "offers"} lines, as
+    shared/contract/offer-json.md specifies.
+
+    \b
+    Examples:
+        gpudesk parse "出 H100 8卡 10台 北京 月租7.5w/台"
+        echo '{"id": "m1", "text": "收 4090 100张"}' | gpudesk parse --json
+    """
+    from gpudesk.market.parse import parse_offers
+
+    if as_json:
+        _parse_json_lines(sys.stdin, sys.stdout)
+        return
+    if text is None:
+        raise click.UsageError("give the post to read, or --json to read JSON Lines on stdin")
+    offers = parse_offers(text)
+    if not offers:
+        click.echo("no offers: chat, a question or news")
+        return
+    _print_offers([offer.to_contract() for offer in offers])
+
+
+def _parse_json_lines(source: Any, sink: Any) -> None:
+    from gpudesk.market.parse import parse_offers
+
+    for number, line in enumerate(source, start=1):
+        if not line.strip():
+            continue
+        message_id = None
+        try:
+            record = json.loads(line)
+            message_id = record.get("id")
+            text = record["text"]
+            if not isinstance(text, str):
+                raise TypeError("text is not a string")
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            # Keep one output line per input line so ids stay aligned for the reader.
+            click.echo(f"line {number}: not an {{id, text}} object ({error})", err=True)
+            sink.write(json.dumps({"id": message_id, "offers": []}) + "\n")
+            continue
+        offers = [offer.to_contract() for offer in parse_offers(text)]
+        sink.write(json.dumps({"id": message_id, "offers": offers}, ensure_ascii=False) + "\n")
+    sink.flush()
+
+
+def _print_offers(records: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("field")
+    for index in range(len(records)):
+        table.add_column(f"offer {index + 1}")
+    for field in records[0]:
+        table.add_row(field, *("" if r[field] is None else str(r[field]) for r in records))
+    Console().print(table)
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn the library's named errors into a one-line message and exit status 1."""
+    try:
+        yield
+    except (ConfigError, LedgerError) as error:
+        raise click.ClickException(str(error)) from None
+
+
+def main() -> None:
+    cli(prog_name="gpudesk")

@@ -1,0 +1,499 @@
+"""The commands people send the desk, as one table: name, aliases, who may run it, what it does.
+
+Each command is a function from a `Context` (the message, the ledger, the settings, the time)
+and its arguments to the text of the answer. Commands work with a slash (`/price H100`), with a
+bot mention (`/price@gpudesk_bot`), and by their Chinese names without one (`查价 H100`), since
+WeChat has no slash-command menu.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from fractions import Fraction
+from zoneinfo import ZoneInfo
+
+from gpudesk.handlers import format as fmt
+from gpudesk.handlers.digest_text import compose as compose_digest
+from gpudesk.handlers.texts import say
+from gpudesk.market.book import PostedOffer
+from gpudesk.market.catalog import MODELS, resolve_model
+from gpudesk.market.match import Match, MatchPolicy, find_matches
+from gpudesk.market.message import ChatMessage, Reply
+from gpudesk.market.normalise import Valuation, unit_for
+from gpudesk.market.offer import Deal, Side
+from gpudesk.market.pulse import Pulse, ReadingThresholds, compute_market, compute_pulse
+from gpudesk.storage.ledger import FILLED, OPEN, WITHDRAWN, Ledger, OfferRecord
+
+
+@dataclass(frozen=True, slots=True)
+class DeskSettings:
+    """What the desk needs to know, read from config once and passed down."""
+
+    language: str = "zh"
+    timezone: str = "Asia/Shanghai"
+    valuation: Valuation = field(default_factory=Valuation)
+    offer_days: int = 14
+    pulse_days: int = 7
+    match_policy: MatchPolicy = field(default_factory=MatchPolicy)
+    thresholds: ReadingThresholds = field(default_factory=ReadingThresholds)
+    match_replies: bool = True
+    commands_per_minute: int = 5
+    admins: frozenset[tuple[str, str]] = frozenset()  # (platform, user id)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def offer_lifetime(self) -> timedelta:
+        return timedelta(days=self.offer_days)
+
+    @property
+    def pulse_window(self) -> timedelta:
+        return timedelta(days=self.pulse_days)
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    message: ChatMessage
+    ledger: Ledger
+    settings: DeskSettings
+    lang: str
+    now: datetime
+
+    @property
+    def is_bot_admin(self) -> bool:
+        return (self.message.platform, self.message.sender_id) in self.settings.admins
+
+    @property
+    def scope(self) -> tuple[str, str] | None:
+        """The chat to restrict readings to, when the group asked for its own offers only."""
+        chat = self.ledger.chat(self.message.platform, self.message.chat_id)
+        return (chat.platform, chat.chat_id) if chat.scope == "group" else None
+
+
+# The answer's text; or its replies, for an answer with a picture (/digest).
+Run = Callable[[Context, list[str]], str | list[Reply]]
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    name: str
+    aliases: tuple[str, ...]
+    run: Run
+    admin: bool = False  # a group admin (or bot admin) only, when said in a group
+
+
+class UsageError(Exception):
+    """A command was given arguments it cannot use; the message is the answer to send."""
+
+
+# -- the commands ---------------------------------------------------------------------------
+
+
+def help_(ctx: Context, args: list[str]) -> str:
+    lines = [say(ctx.lang, "help.title")]
+    for command in COMMANDS:
+        alias = next((a for a in command.aliases if not a.isascii()), "")
+        alias_text = f" ({alias})" if alias else ""
+        lines.append(f"/{command.name}{alias_text}: {say(ctx.lang, f'cmd.{command.name}')}")
+    lines.append(say(ctx.lang, "help.footer"))
+    return "\n".join(lines)
+
+
+def price(ctx: Context, args: list[str]) -> str:
+    gpu, deals = _model_and_deals(ctx, args, example="/price H100 rent")
+    offers = _recent(ctx, gpu)
+    sections = []
+    for deal in deals:
+        pulse = _pulse(ctx, offers, gpu, deal)
+        if pulse.sellers or pulse.buyers:
+            sections.append(_pulse_text(ctx, pulse))
+    if not sections:
+        return say(ctx.lang, "price.none", gpu=gpu, days=ctx.settings.pulse_days)
+    return "\n\n".join(sections)
+
+
+def market(ctx: Context, args: list[str]) -> str:
+    offers = _recent(ctx, None)
+    pulses = compute_market(
+        offers,
+        now=ctx.now,
+        window=ctx.settings.pulse_window,
+        currency=ctx.settings.valuation.currency,
+        thresholds=ctx.settings.thresholds,
+    )
+    if not pulses:
+        return say(ctx.lang, "market.none", days=ctx.settings.pulse_days)
+    lines = [say(ctx.lang, "market.title", days=ctx.settings.pulse_days, scope=_scope_note(ctx))]
+    currency = ctx.settings.valuation.currency
+    for pulse in pulses:
+        lines.append(
+            say(
+                ctx.lang,
+                "market.line",
+                gpu=pulse.gpu,
+                deal=say(ctx.lang, f"deal.{pulse.deal.value}"),
+                sellers=pulse.sellers,
+                buyers=pulse.buyers,
+                ask=fmt.unit_money(pulse.median_ask, currency, pulse.unit, ctx.lang),
+                bid=fmt.unit_money(pulse.median_bid, currency, pulse.unit, ctx.lang),
+                reading=_reading(ctx, pulse),
+            )
+        )
+    return "\n".join(lines)
+
+
+BOOK_DEPTH = 5
+
+
+def book(ctx: Context, args: list[str]) -> str:
+    gpu, deals = _model_and_deals(ctx, args, example="/book H100 rent")
+    sections = []
+    for deal in deals:
+        standing = ctx.ledger.open_offers(now=ctx.now, gpu=gpu, deal=deal, chat=ctx.scope)
+        if not standing:
+            continue
+        asks = _best([r for r in standing if r.posted.offer.side is Side.SELL], lowest=True)
+        bids = _best([r for r in standing if r.posted.offer.side is Side.BUY], lowest=False)
+        deal_word = say(ctx.lang, f"deal.{deal.value}")
+        lines = [say(ctx.lang, "book.title", gpu=gpu, deal=deal_word)]
+        for key, side in (("book.asks", asks), ("book.bids", bids)):
+            lines.append(say(ctx.lang, key))
+            lines.extend(_book_line(ctx, record) for record in side[:BOOK_DEPTH])
+            if not side:
+                lines.append(say(ctx.lang, "book.empty_side"))
+        sections.append("\n".join(lines))
+    if not sections:
+        words = "/".join(say(ctx.lang, f"deal.{deal.value}") for deal in deals)
+        return say(ctx.lang, "book.none", gpu=gpu, deal=words)
+    return "\n\n".join(sections)
+
+
+def mine(ctx: Context, args: list[str]) -> str:
+    records = _own_open(ctx)
+    if not records:
+        return say(ctx.lang, "mine.none", days=ctx.settings.offer_days)
+    zone = ctx.settings.zone
+    lines = [say(ctx.lang, "mine.title")]
+    for record in records:
+        lines.append(
+            say(
+                ctx.lang,
+                "mine.line",
+                id=record.id,
+                summary=fmt.summary(record.posted.offer, ctx.lang),
+                when=fmt.local_time(record.posted.posted_at, zone),
+                until=fmt.local_time(record.expires_at, zone),
+            )
+        )
+    return "\n".join(lines)
+
+
+def match(ctx: Context, args: list[str]) -> str:
+    sections = []
+    for record in _own_open(ctx):
+        found = find_counterparties(ctx.ledger, ctx.settings, record.posted, now=ctx.now)
+        if found:
+            sections.append(match_text(ctx.lang, record.posted, found, ctx.now))
+    return "\n\n".join(sections) if sections else say(ctx.lang, "match.none")
+
+
+def cancel(ctx: Context, args: list[str]) -> str:
+    return _close(ctx, args, WITHDRAWN, "cancel.done", example="/cancel 12")
+
+
+def filled(ctx: Context, args: list[str]) -> str:
+    return _close(ctx, args, FILLED, "filled.done", example="/filled 12")
+
+
+def lang(ctx: Context, args: list[str]) -> str:
+    choice = args[0].lower() if args else ""
+    choice = {"中文": "zh", "chinese": "zh", "english": "en", "英文": "en"}.get(choice, choice)
+    if choice not in ("zh", "en"):
+        raise UsageError(say(ctx.lang, "error.bad_lang"))
+    ctx.ledger.update_chat(ctx.message.platform, ctx.message.chat_id, language=choice)
+    return say(choice, "lang.set")
+
+
+def pause(ctx: Context, args: list[str]) -> str:
+    ctx.ledger.update_chat(ctx.message.platform, ctx.message.chat_id, match_replies=0)
+    return say(ctx.lang, "pause.done")
+
+
+def resume(ctx: Context, args: list[str]) -> str:
+    ctx.ledger.update_chat(ctx.message.platform, ctx.message.chat_id, match_replies=1)
+    return say(ctx.lang, "resume.done")
+
+
+def scope(ctx: Context, args: list[str]) -> str:
+    choice = args[0].lower() if args else ""
+    choice = {"本群": "group", "所有": "all", "全部": "all"}.get(choice, choice)
+    if choice not in ("all", "group"):
+        raise UsageError(say(ctx.lang, "error.bad_scope"))
+    ctx.ledger.update_chat(ctx.message.platform, ctx.message.chat_id, scope=choice)
+    return say(ctx.lang, f"scope.{choice}")
+
+
+def digest(ctx: Context, args: list[str]) -> list[Reply]:
+    """The weekly digest of the seven days ending now, chart and all (issue 7)."""
+    return compose_digest(
+        ctx.ledger, ctx.settings, ctx.message.platform, ctx.message.chat_id, now=ctx.now
+    )
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("help", ("帮助", "start", "菜单"), help_),
+    Command("price", ("查价", "价格"), price),
+    Command("market", ("行情",), market),
+    Command("book", ("盘口",), book),
+    Command("match", ("匹配",), match),
+    Command("mine", ("我的",), mine),
+    Command("cancel", ("撤单", "撤回"), cancel),
+    Command("filled", ("成交",), filled),
+    Command("lang", ("语言",), lang, admin=True),
+    Command("pause", ("暂停",), pause, admin=True),
+    Command("resume", ("恢复",), resume, admin=True),
+    Command("scope", ("范围",), scope, admin=True),
+    Command("digest", ("周报",), digest, admin=True),
+)
+
+
+def find_command(text: str) -> tuple[Command | None, list[str]] | None:
+    """The command a message invokes and its arguments, or None for an ordinary message.
+
+    A slash word that names no command gives (None, args): the caller says it is unknown.
+    """
+    words = text.strip().split()
+    if not words:
+        return None
+    head = words[0]
+    if head.startswith("/"):
+        name = head[1:].partition("@")[0].lower()
+        return _lookup(name), words[1:]
+    for command in COMMANDS:
+        for alias in command.aliases:
+            if alias.isascii() or not head.startswith(alias):
+                continue
+            rest = head[len(alias) :]
+            return command, ([rest] if rest else []) + words[1:]
+    return None
+
+
+def _lookup(name: str) -> Command | None:
+    for command in COMMANDS:
+        if name == command.name or name in command.aliases:
+            return command
+    return None
+
+
+# -- shared pieces ----------------------------------------------------------------------------
+
+
+def find_counterparties(
+    ledger: Ledger, settings: DeskSettings, posted: PostedOffer, *, now: datetime
+) -> list[Match]:
+    """The best standing counterparties for `posted`, from every group."""
+    offer = posted.offer
+    standing = ledger.open_offers(now=now, gpu=offer.gpu, deal=offer.deal, side=offer.side.opposite)
+    return find_matches(posted, [r.posted for r in standing], settings.match_policy)
+
+
+def match_text(lang: str, posted: PostedOffer, matches: list[Match], now: datetime) -> str:
+    lines = [say(lang, "match.title", id=posted.id, summary=fmt.summary(posted.offer, lang))]
+    for rank, found in enumerate(matches, start=1):
+        other = found.offer
+        lines.append(
+            say(
+                lang,
+                "match.line",
+                rank=rank,
+                name=other.poster_name or other.poster_id,
+                chat=other.chat_title or other.chat_id,
+                ago=fmt.ago(other.posted_at, now, lang),
+                summary=fmt.summary(other.offer, lang),
+            )
+        )
+    return "\n".join(lines)
+
+
+def _model_and_deals(ctx: Context, args: list[str], *, example: str) -> tuple[str, list[Deal]]:
+    deals = [Deal.RENT, Deal.SALE]
+    if args and (deal := _deal_word(args[-1])) is not None:
+        deals = [deal]
+        args = args[:-1]
+    if not args:
+        raise UsageError(say(ctx.lang, "error.need_model", example=example))
+    query = " ".join(args)
+    model = resolve_model(query)
+    if model is None:
+        raise UsageError(
+            say(ctx.lang, "error.unknown_model", query=query, models=", ".join(MODELS))
+        )
+    return model.gpu, deals
+
+
+_DEAL_WORDS = {
+    "rent": Deal.RENT,
+    "rental": Deal.RENT,
+    "lease": Deal.RENT,
+    "租": Deal.RENT,
+    "租赁": Deal.RENT,
+    "sale": Deal.SALE,
+    "buy": Deal.SALE,
+    "sell": Deal.SALE,
+    "卖": Deal.SALE,
+    "买卖": Deal.SALE,
+    "出售": Deal.SALE,
+}
+
+
+def _deal_word(word: str) -> Deal | None:
+    return _DEAL_WORDS.get(word.lower())
+
+
+def _recent(ctx: Context, gpu: str | None) -> list[PostedOffer]:
+    """Offers seen in this window and the one before (for week-on-week moves)."""
+    start = ctx.now - 2 * ctx.settings.pulse_window
+    records = ctx.ledger.offers_seen_between(
+        start, ctx.now + timedelta(microseconds=1), gpu=gpu, chat=ctx.scope
+    )
+    return [record.posted for record in records]
+
+
+def _pulse(ctx: Context, offers: list[PostedOffer], gpu: str, deal: Deal) -> Pulse:
+    return compute_pulse(
+        offers,
+        gpu,
+        deal,
+        now=ctx.now,
+        window=ctx.settings.pulse_window,
+        currency=ctx.settings.valuation.currency,
+        thresholds=ctx.settings.thresholds,
+    )
+
+
+def _pulse_text(ctx: Context, pulse: Pulse) -> str:
+    lang, currency = ctx.lang, ctx.settings.valuation.currency
+
+    def unit(amount: Decimal | None) -> str:
+        return fmt.unit_money(amount, currency, pulse.unit, lang)
+
+    deal = say(lang, f"deal.{pulse.deal.value}")
+    lines = [
+        say(
+            lang,
+            "price.title",
+            gpu=pulse.gpu,
+            deal=deal,
+            days=ctx.settings.pulse_days,
+            scope=_scope_note(ctx),
+        ),
+        say(
+            lang,
+            "price.parties",
+            sellers=pulse.sellers,
+            buyers=pulse.buyers,
+            reading=_reading(ctx, pulse),
+        ),
+    ]
+    if pulse.median_ask is not None:
+        lines.append(
+            say(
+                lang,
+                "price.asks",
+                median=unit(pulse.median_ask),
+                p25=unit(pulse.p25_ask),
+                p75=unit(pulse.p75_ask),
+                best=unit(pulse.best_ask),
+            )
+        )
+    if pulse.median_bid is not None:
+        lines.append(
+            say(
+                lang,
+                "price.bids",
+                median=unit(pulse.median_bid),
+                p25=unit(pulse.p25_bid),
+                p75=unit(pulse.p75_bid),
+                best=unit(pulse.best_bid),
+            )
+        )
+    if pulse.spread is not None:
+        lines.append(say(lang, "price.spread", spread=unit(pulse.spread)))
+    if pulse.wow_ask is not None:
+        lines.append(say(lang, "price.wow", change=fmt.percent(pulse.wow_ask, lang)))
+    lines.append(
+        say(
+            lang,
+            "price.qty",
+            offered=pulse.qty_offered,
+            wanted=pulse.qty_wanted,
+            posts=pulse.sell_offers + pulse.buy_offers,
+        )
+    )
+    return "\n".join(lines)
+
+
+def _reading(ctx: Context, pulse: Pulse) -> str:
+    if pulse.reading is None:
+        return say(ctx.lang, "reading.none")
+    return say(ctx.lang, f"reading.{pulse.reading.value}")
+
+
+def _scope_note(ctx: Context) -> str:
+    return say(ctx.lang, "price.this_group") if ctx.scope else ""
+
+
+def _best(records: list[OfferRecord], *, lowest: bool) -> list[OfferRecord]:
+    priced = [r for r in records if r.posted.unit_price is not None]
+    unpriced = [r for r in records if r.posted.unit_price is None]
+    priced.sort(key=lambda r: r.posted.unit_price, reverse=not lowest)  # type: ignore[arg-type,return-value]
+    return priced + unpriced
+
+
+def _book_line(ctx: Context, record: OfferRecord) -> str:
+    posted = record.posted
+    unit = unit_for(posted.offer.deal)
+    price_text = (
+        fmt.unit_money(posted.unit_price, ctx.settings.valuation.currency, unit, ctx.lang)
+        if posted.unit_price is not None
+        else say(ctx.lang, "price.unknown")
+    )
+    return say(
+        ctx.lang,
+        "book.line",
+        id=posted.id,
+        price=price_text,
+        qty=fmt.quantity(posted.offer, ctx.lang),
+        place=posted.offer.location or say(ctx.lang, "place.unknown"),
+        name=posted.poster_name or posted.poster_id,
+    )
+
+
+def _own_open(ctx: Context) -> list[OfferRecord]:
+    return ctx.ledger.poster_offers(ctx.message.platform, ctx.message.sender_id, now=ctx.now)
+
+
+def _close(ctx: Context, args: list[str], status: str, done_key: str, *, example: str) -> str:
+    if not args or not args[0].lstrip("#").isdigit():
+        raise UsageError(say(ctx.lang, "error.need_id", example=example))
+    offer_id = int(args[0].lstrip("#"))
+    record = ctx.ledger.offer(offer_id)
+    if record is None or record.status != OPEN or record.expires_at <= ctx.now:
+        raise UsageError(say(ctx.lang, "error.no_offer", id=offer_id))
+    own = (record.posted.platform, record.posted.poster_id) == (
+        ctx.message.platform,
+        ctx.message.sender_id,
+    )
+    if not (own or ctx.is_bot_admin):
+        raise UsageError(say(ctx.lang, "error.not_yours", id=offer_id))
+    ctx.ledger.set_status(offer_id, status, now=ctx.now)
+    return say(ctx.lang, done_key, id=offer_id)
+
+
+def thresholds_from(strong: Decimal, lean: Decimal) -> ReadingThresholds:
+    return ReadingThresholds(strong=Fraction(strong), lean=Fraction(lean))

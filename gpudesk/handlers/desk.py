@@ -1,0 +1,259 @@
+"""The desk: one chat message in, the replies to send out, the same on every platform.
+
+`Desk.handle()` is the single entry point for adapters. It stores the raw message first (the
+ledger's unique key makes re-delivery a no-op), then either runs the command it carries or reads
+its offers into the book, refreshing reposts instead of doubling them, and answers a new offer
+with its counterparties. What was stored but not yet read when a crash hit is read by
+`recover()` on start.
+
+    desk = Desk(Ledger.open("gpudesk.db"), DeskSettings(language="en"))
+    replies = desk.handle(ChatMessage(platform="console", chat_id="room", ...))
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from gpudesk.handlers.commands import (
+    COMMANDS,
+    Command,
+    Context,
+    DeskSettings,
+    UsageError,
+    find_command,
+    find_counterparties,
+    match_text,
+)
+from gpudesk.handlers.texts import say
+from gpudesk.market.book import PostedOffer
+from gpudesk.market.match import is_repost
+from gpudesk.market.message import ChatMessage, Reply
+from gpudesk.market.normalise import gpu_count
+from gpudesk.market.offer import Offer
+from gpudesk.market.parse import parse_offers
+from gpudesk.storage.ledger import Ledger
+
+log = logging.getLogger(__name__)
+
+# Real posts are a few hundred characters; past this a message is stored but not read, so one
+# pasted log file cannot stall the desk.
+MAX_READ_CHARS = 64 * 1024
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class Desk:
+    """The trading desk behind every adapter. Synchronous: each call commits before it returns."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        settings: DeskSettings | None = None,
+        *,
+        clock: Callable[[], datetime] = system_clock,
+        parse: Callable[[str], Sequence[Offer]] = parse_offers,
+    ):
+        self.ledger = ledger
+        self.settings = settings or DeskSettings()
+        self.clock = clock
+        self.parse = parse
+        self._command_times: dict[tuple[str, str], deque[datetime]] = {}
+
+    # -- the entry point --------------------------------------------------------------------
+
+    def handle(self, message: ChatMessage) -> list[Reply]:
+        """Store `message`, act on it, and return what to say. Never raises on bad input."""
+        now = self.clock()
+        message = clean(message)
+        source = "live" if message.announce else "import"
+        stored = self.ledger.store_message(message, received_at=now, source=source)
+        if not (stored.fresh or stored.changed) and stored.handled:
+            return []  # delivered before: the ledger already has it, and it was answered
+        try:
+            return self._act(stored.id, message, now, edited=stored.changed)
+        except Exception:
+            # The message is safe in the inbox (unhandled); say sorry rather than go silent.
+            log.exception("could not handle message %s in %s", message.message_id, message.chat_id)
+            return [self._reply(message, say(self._lang(message), "error.internal"))]
+
+    def recover(self) -> int:
+        """Read what a crash left stored but unread; returns how many messages it read."""
+        pending = self.ledger.unhandled_messages()
+        for message_row, message in pending:
+            self._act(message_row, message, self.clock(), edited=message.edited)
+        return len(pending)
+
+    def needs_admin(self, text: str) -> bool:
+        """Whether `text` is a group-admin command (the adapter then asks the platform)."""
+        found = find_command(text)
+        return bool(found and found[0] and found[0].admin)
+
+    def command_menu(self, language: str) -> list[tuple[str, str]]:
+        """(command, description) pairs for a platform's command menu, in `language`."""
+        return [(command.name, say(language, f"cmd.{command.name}")) for command in COMMANDS]
+
+    # -- inside -------------------------------------------------------------------------------
+
+    def _act(
+        self, message_row: int, message: ChatMessage, now: datetime, *, edited: bool
+    ) -> list[Reply]:
+        found = find_command(message.text)
+        if found is not None:
+            self.ledger.mark_handled(message_row)
+            return self._command(message, found, now) if message.announce else []
+        if len(message.text) > MAX_READ_CHARS:
+            log.warning(
+                "message %s is %d characters: stored, not read",
+                message.message_id,
+                len(message.text),
+            )
+            self.ledger.mark_handled(message_row)
+            return []
+        offers = self.parse(message.text)
+        with self.ledger.transaction():
+            if edited:
+                self.ledger.drop_offers_of_message(message_row)
+            fresh = [
+                posted
+                for item, offer in enumerate(offers)
+                if (posted := self._book(message_row, item, message, offer)) is not None
+            ]
+            self.ledger.mark_handled(message_row)
+        return self._announce(message, fresh, now)
+
+    def _book(
+        self, message_row: int, item: int, message: ChatMessage, offer: Offer
+    ) -> PostedOffer | None:
+        """Put one offer in the book; None when it is the poster's standing offer again."""
+        at = message.sent_at
+        lifetime = self.settings.offer_lifetime
+        candidate = PostedOffer(
+            id=0,
+            offer=offer,
+            poster_id=message.poster_id,
+            poster_name=message.poster_name,
+            platform=message.platform,
+            chat_id=message.chat_id,
+            chat_title=message.chat_title,
+            posted_at=at,
+            unit_price=self.ledger.valuation.unit_price(offer),
+            gpus=gpu_count(offer),
+            message_id=message.message_id,
+            link=message.link,
+        )
+        for standing in self.ledger.poster_offers(message.platform, message.poster_id, now=at):
+            if is_repost(candidate, standing.posted):
+                self.ledger.refresh_offer(standing.id, seen_at=at, expires_at=at + lifetime)
+                return None
+        offer_id = self.ledger.add_offer(
+            message_row=message_row,
+            item=item,
+            message=message,
+            offer=offer,
+            gpus=candidate.gpus,
+            posted_at=at,
+            expires_at=at + lifetime,
+        )
+        return replace(candidate, id=offer_id)
+
+    def _announce(
+        self, message: ChatMessage, fresh: list[PostedOffer], now: datetime
+    ) -> list[Reply]:
+        if not (fresh and message.announce and self.settings.match_replies):
+            return []
+        if not self.ledger.chat(message.platform, message.chat_id).match_replies:
+            return []
+        lang = self._lang(message)
+        sections = []
+        for posted in fresh:
+            matches = find_counterparties(self.ledger, self.settings, posted, now=now)
+            if matches:
+                for found in matches:  # the weekly digest counts the matches made
+                    self.ledger.record_match(
+                        posted.id, found.offer.id, matched_at=now, gap=found.gap
+                    )
+                sections.append(match_text(lang, posted, matches, now))
+        if not sections:
+            return []  # silence when nothing matches: a busy group must not be spammed
+        return [replace(self._reply(message, "\n\n".join(sections)), kind="match")]
+
+    def _command(
+        self, message: ChatMessage, found: tuple[Command | None, list[str]], now: datetime
+    ) -> list[Reply]:
+        command, args = found
+        lang = self._lang(message)
+        if command is None:
+            name = message.text.split()[0]
+            return [self._reply(message, say(lang, "error.unknown_command", command=name))]
+        limited = self._rate_limited(message, now)
+        if limited is not None:
+            return limited
+        ctx = Context(
+            message=message, ledger=self.ledger, settings=self.settings, lang=lang, now=now
+        )
+        if command.admin and message.is_group and not (message.sender_is_admin or ctx.is_bot_admin):
+            return [self._reply(message, say(lang, "error.admin_only", command=f"/{command.name}"))]
+        try:
+            answer = command.run(ctx, args)
+        except UsageError as error:
+            answer = str(error)
+        if isinstance(answer, str):
+            return [self._reply(message, answer)]
+        # An answer with a picture (/digest) comes as replies: thread them like any answer.
+        here = self._reply(message, "")
+        return [replace(r, reply_to_id=here.reply_to_id, private=here.private) for r in answer]
+
+    def _rate_limited(self, message: ChatMessage, now: datetime) -> list[Reply] | None:
+        """At most `commands_per_minute` per user; one warning, then silence, past that."""
+        key = (message.platform, message.sender_id)
+        times = self._command_times.setdefault(key, deque())
+        while times and now - times[0] >= timedelta(minutes=1):
+            times.popleft()
+        times.append(now)
+        over = len(times) - self.settings.commands_per_minute
+        if over <= 0:
+            return None
+        if over == 1:
+            text = say(self._lang(message), "error.slow_down", name=message.sender_name)
+            return [self._reply(message, text)]
+        return []
+
+    def _lang(self, message: ChatMessage) -> str:
+        return (
+            self.ledger.chat(message.platform, message.chat_id).language or self.settings.language
+        )
+
+    @staticmethod
+    def _reply(message: ChatMessage, text: str) -> Reply:
+        return Reply(
+            platform=message.platform,
+            chat_id=message.chat_id,
+            text=text,
+            reply_to_id=message.message_id,
+            private=not message.is_group,
+        )
+
+
+def clean(message: ChatMessage) -> ChatMessage:
+    """Text safe to store and read: no NULs or other control characters, no lone surrogates."""
+    fields = {}
+    for name in ("text", "sender_name", "origin_sender_name", "chat_title"):
+        value = getattr(message, name)
+        if value is not None:
+            fields[name] = _clean_text(value)
+    return replace(message, **fields)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _clean_text(text: str) -> str:
+    text = text.encode("utf-8", "replace").decode("utf-8")  # lone surrogates become "?"
+    return _CONTROL.sub("", text)

@@ -1,0 +1,303 @@
+"""Every sentence the desk says, in Chinese and English: one table, looked up by key.
+
+Handlers never write user-visible literals; they call `say(lang, key, **values)`. A test checks
+that every key has both languages and the same placeholders in each.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Lang = Literal["zh", "en"]
+LANGS: tuple[Lang, ...] = ("zh", "en")
+
+TEXTS: dict[str, dict[Lang, str]] = {
+    # -- help and errors ------------------------------------------------------------------
+    "help.title": {
+        "en": "gpudesk reads GPU offers posted here and finds counterparties. Commands:",
+        "zh": "gpudesk 读取群里的 GPU 买卖信息并撮合对手方。命令：",
+    },
+    "help.footer": {
+        "en": "Post an offer as usual, e.g. “WTS 16x H100 SXM Beijing $2.10/GPU/hr”.",
+        "zh": "照常发帖即可，例如「出 H100 8卡 10台 北京 月租7.5w/台」。",
+    },
+    "error.unknown_command": {
+        "en": "Unknown command {command}. Send /help for the list.",
+        "zh": "没有 {command} 这个命令，发 /help 查看命令列表。",
+    },
+    "error.need_model": {
+        "en": "Which GPU? For example: {example}",
+        "zh": "请写明型号，例如：{example}",
+    },
+    "error.unknown_model": {
+        "en": "I don't know the GPU “{query}”. Try one of: {models}",
+        "zh": "不认识型号「{query}」。可用型号：{models}",
+    },
+    "error.bad_deal": {
+        "en": "“{value}” is neither rent nor sale. For example: {example}",
+        "zh": "「{value}」不是租赁或出售，例如：{example}",
+    },
+    "error.need_id": {
+        "en": "Which offer? Give its number, e.g. {example}. /mine lists yours.",
+        "zh": "请给出信息编号，例如 {example}。发 /mine 查看你的信息。",
+    },
+    "error.no_offer": {
+        "en": "There is no open offer #{id}. /mine lists yours.",
+        "zh": "没有编号为 #{id} 的有效信息。发 /mine 查看你的信息。",
+    },
+    "error.not_yours": {
+        "en": "Offer #{id} is not yours: only its poster or a bot admin can change it.",
+        "zh": "信息 #{id} 不是你发的：只有发布者或机器人管理员可以修改。",
+    },
+    "error.admin_only": {
+        "en": "Only group admins can use {command}.",
+        "zh": "只有群管理员可以使用 {command}。",
+    },
+    "error.bad_lang": {
+        "en": "Choose zh or en, e.g. /lang en.",
+        "zh": "请选择 zh 或 en，例如 /lang zh。",
+    },
+    "error.bad_scope": {
+        "en": "Choose all (every group) or group (this group only), e.g. /scope group.",
+        "zh": "请选择 all（所有群）或 group（仅本群），例如 /scope group。",
+    },
+    "error.slow_down": {
+        "en": "Too many commands, {name}: try again in a minute.",
+        "zh": "{name}，命令太频繁了，请一分钟后再试。",
+    },
+    "error.too_long": {
+        "en": "That message is too long for me to read ({size} characters; the limit is {limit}).",
+        "zh": "消息太长，无法读取（{size} 字，上限 {limit} 字）。",
+    },
+    "error.internal": {
+        "en": "Sorry, something went wrong on my side; the operator has the details.",
+        "zh": "抱歉，机器人内部出错，已记录日志。",
+    },
+    # -- commands -------------------------------------------------------------------------
+    "cmd.help": {"en": "what I can do", "zh": "使用说明"},
+    "cmd.price": {"en": "market pulse of a GPU: /price H100 [rent|sale]", "zh": "某型号行情"},
+    "cmd.market": {"en": "every GPU with activity, in one table", "zh": "全部型号行情一览"},
+    "cmd.book": {"en": "best asks and bids: /book H100 [rent|sale]", "zh": "买卖盘口"},
+    "cmd.match": {"en": "counterparties for my open offers", "zh": "为我的信息找对手方"},
+    "cmd.mine": {"en": "my open offers", "zh": "我的有效信息"},
+    "cmd.cancel": {"en": "withdraw my offer: /cancel 12", "zh": "撤回信息：撤单 12"},
+    "cmd.filled": {"en": "mark my offer done: /filled 12", "zh": "标记成交：成交 12"},
+    "cmd.lang": {"en": "group language: /lang zh|en (admins)", "zh": "设置群语言 (管理员)"},
+    "cmd.pause": {"en": "stop match replies here (admins)", "zh": "暂停本群撮合回复 (管理员)"},
+    "cmd.resume": {"en": "resume match replies here (admins)", "zh": "恢复本群撮合回复 (管理员)"},
+    "cmd.scope": {
+        "en": "readings from all groups or this one: /scope all|group (admins)",
+        "zh": "行情范围：所有群或本群 (管理员)",
+    },
+    # -- answers --------------------------------------------------------------------------
+    "lang.set": {"en": "This group now speaks English.", "zh": "本群已切换为中文。"},
+    "pause.done": {
+        "en": "Match replies are off in this group. /resume turns them back on.",
+        "zh": "本群已暂停撮合回复，发 /resume 恢复。",
+    },
+    "resume.done": {"en": "Match replies are on again.", "zh": "本群已恢复撮合回复。"},
+    "scope.all": {
+        "en": "Readings here now cover every group.",
+        "zh": "本群行情现覆盖所有群。",
+    },
+    "scope.group": {
+        "en": "Readings here now cover this group only.",
+        "zh": "本群行情现仅统计本群。",
+    },
+    "cancel.done": {"en": "Offer #{id} withdrawn.", "zh": "信息 #{id} 已撤回。"},
+    "filled.done": {
+        "en": "Offer #{id} marked as done. Congratulations!",
+        "zh": "信息 #{id} 已标记成交，恭喜！",
+    },
+    "mine.none": {
+        "en": "You have no open offers. Post one and I will keep it for {days} days.",
+        "zh": "你目前没有有效信息。发帖后我会保留 {days} 天。",
+    },
+    "mine.title": {"en": "Your open offers:", "zh": "你的有效信息："},
+    "mine.line": {
+        "en": "#{id} {summary} · posted {when} · until {until}",
+        "zh": "#{id} {summary} · 发布于 {when} · 有效至 {until}",
+    },
+    "match.none": {
+        "en": "No counterparties for your open offers yet.",
+        "zh": "你的信息暂时没有匹配的对手方。",
+    },
+    "match.title": {
+        "en": "Counterparties for your #{id} ({summary}):",
+        "zh": "你的 #{id}（{summary}）可匹配：",
+    },
+    "match.line": {
+        "en": "{rank}. {name} in {chat}, {ago}: {summary}",
+        "zh": "{rank}. {name}（{chat}，{ago}）：{summary}",
+    },
+    "price.none": {
+        "en": "No {gpu} offers in the last {days} days.",
+        "zh": "近 {days} 天没有 {gpu} 的信息。",
+    },
+    "price.title": {
+        "en": "{gpu} {deal} · last {days} days{scope}",
+        "zh": "{gpu} {deal} · 近 {days} 天{scope}",
+    },
+    "price.parties": {
+        "en": "{sellers} sellers · {buyers} buyers → {reading}",
+        "zh": "卖方 {sellers} 家 · 买方 {buyers} 家 → {reading}",
+    },
+    "price.asks": {
+        "en": "Asks: median {median} (p25 {p25}, p75 {p75}), best {best}",
+        "zh": "卖价：中位 {median}（p25 {p25}，p75 {p75}），最低 {best}",
+    },
+    "price.bids": {
+        "en": "Bids: median {median} (p25 {p25}, p75 {p75}), best {best}",
+        "zh": "买价：中位 {median}（p25 {p25}，p75 {p75}），最高 {best}",
+    },
+    "price.spread": {"en": "Spread: {spread}", "zh": "买卖价差：{spread}"},
+    "price.wow": {
+        "en": "Median ask {change} week on week",
+        "zh": "卖价中位数周环比 {change}",
+    },
+    "price.qty": {
+        "en": "{offered} GPUs offered · {wanted} wanted · {posts} posts",
+        "zh": "供应 {offered} 卡 · 需求 {wanted} 卡 · 共 {posts} 条",
+    },
+    "price.this_group": {"en": " (this group)", "zh": "（本群）"},
+    "market.none": {
+        "en": "No offers in the last {days} days.",
+        "zh": "近 {days} 天没有任何信息。",
+    },
+    "market.title": {
+        "en": "Market · last {days} days{scope} (sellers/buyers, median ask · bid)",
+        "zh": "行情 · 近 {days} 天{scope}（卖方/买方，卖价中位 · 买价中位）",
+    },
+    "market.line": {
+        "en": "{gpu} {deal}: {sellers}/{buyers} · {ask} · {bid} · {reading}",
+        "zh": "{gpu} {deal}：{sellers}/{buyers} · {ask} · {bid} · {reading}",
+    },
+    "book.none": {
+        "en": "No open {gpu} {deal} offers.",
+        "zh": "目前没有 {gpu} {deal} 的有效信息。",
+    },
+    "book.title": {"en": "{gpu} {deal} order book", "zh": "{gpu} {deal} 盘口"},
+    "book.asks": {"en": "Asks (lowest first):", "zh": "卖盘（价低在前）："},
+    "book.bids": {"en": "Bids (highest first):", "zh": "买盘（价高在前）："},
+    "book.line": {
+        "en": "#{id} {price} · {qty} · {place} · {name}",
+        "zh": "#{id} {price} · {qty} · {place} · {name}",
+    },
+    "book.empty_side": {"en": "(none)", "zh": "（无）"},
+    # -- words ----------------------------------------------------------------------------
+    "side.sell": {"en": "sell", "zh": "出"},
+    "side.buy": {"en": "buy", "zh": "收"},
+    "deal.rent": {"en": "rent", "zh": "租赁"},
+    "deal.sale": {"en": "sale", "zh": "出售"},
+    "reading.everyone_selling": {
+        "en": "everyone selling, few buying",
+        "zh": "卖的多，买的少",
+    },
+    "reading.sellers_outnumber": {"en": "sellers outnumber buyers", "zh": "卖方多于买方"},
+    "reading.balanced": {"en": "balanced", "zh": "供需平衡"},
+    "reading.buyers_outnumber": {"en": "buyers outnumber sellers", "zh": "买方多于卖方"},
+    "reading.everyone_buying": {
+        "en": "everyone buying, few selling",
+        "zh": "买的多，卖的少",
+    },
+    "reading.none": {"en": "no parties", "zh": "无人报价"},
+    "unit.gpu_hour": {"en": "/GPU-h", "zh": "/卡时"},
+    "unit.gpu": {"en": "/GPU", "zh": "/卡"},
+    "per.gpu_hour": {"en": "/GPU-h", "zh": "/卡时"},
+    "per.gpu_month": {"en": "/GPU/month", "zh": "/卡/月"},
+    "per.gpu_year": {"en": "/GPU/year", "zh": "/卡/年"},
+    "per.server_hour": {"en": "/server-h", "zh": "/台/时"},
+    "per.server_month": {"en": "/server/month", "zh": "/台/月"},
+    "per.server_year": {"en": "/server/year", "zh": "/台/年"},
+    "per.gpu": {"en": "/GPU", "zh": "/卡"},
+    "per.server": {"en": "/server", "zh": "/台"},
+    "qty.gpus": {"en": "{n} GPUs", "zh": "{n} 卡"},
+    "qty.servers": {"en": "{n}×{per}-GPU servers", "zh": "{n} 台 × {per} 卡"},
+    "qty.unknown": {"en": "qty n/a", "zh": "数量未注明"},
+    "price.unknown": {"en": "price on request", "zh": "价格私聊"},
+    "place.unknown": {"en": "place n/a", "zh": "地点未注明"},
+    "ago.minutes": {"en": "{n} min ago", "zh": "{n} 分钟前"},
+    "ago.hours": {"en": "{n} h ago", "zh": "{n} 小时前"},
+    "ago.days": {"en": "{n} d ago", "zh": "{n} 天前"},
+    "chat.private": {"en": "a private chat", "zh": "私聊"},
+    "value.none": {"en": "n/a", "zh": "无"},
+    # -- weekly digest (issue 7) ------------------------------------------------------------
+    "cmd.digest": {"en": "the weekly digest, now (admins)", "zh": "立即发送行情周报 (管理员)"},
+    "digest.title": {
+        "en": "GPU market weekly {week}{scope} · {start} – {end}",
+        "zh": "GPU 行情周报 {week}{scope} · {start} – {end}",
+    },
+    "digest.headline": {"en": "{reading}: {ratio}{lead}.", "zh": "{reading}：{ratio}{lead}。"},
+    "digest.ratio.sellers": {"en": "{ratio} sellers per buyer", "zh": "卖方是买方的 {ratio} 倍"},
+    "digest.ratio.buyers": {"en": "{ratio} buyers per seller", "zh": "买方是卖方的 {ratio} 倍"},
+    "digest.ratio.one_side": {
+        "en": "{sellers} sellers, {buyers} buyers",
+        "zh": "卖方 {sellers} 家，买方 {buyers} 家",
+    },
+    "digest.lead": {
+        "en": ", median {gpu} {deal} ask {move} week on week",
+        "zh": "，{gpu} {deal}卖价中位数周环比{move}",
+    },
+    "digest.move.up": {"en": "up {change}", "zh": "上涨 {change}"},
+    "digest.move.down": {"en": "down {change}", "zh": "下跌 {change}"},
+    "digest.move.flat": {"en": "unchanged", "zh": "持平"},
+    "digest.totals": {
+        "en": "{sellers} sellers · {buyers} buyers · {posts} posts · {matches} matches made",
+        "zh": "卖方 {sellers} 家 · 买方 {buyers} 家 · 信息 {posts} 条 · 撮合 {matches} 次",
+    },
+    "digest.models": {
+        "en": "By model (sell · buy: posts/parties):",
+        "zh": "分型号（卖 · 买：条数/家数）：",
+    },
+    "digest.model": {
+        "en": "{gpu} {deal} · sell {sell_posts}/{sellers} · buy {buy_posts}/{buyers} · {reading}",
+        "zh": "{gpu} {deal} · 卖 {sell_posts}/{sellers} · 买 {buy_posts}/{buyers} · {reading}",
+    },
+    "digest.model.prices": {
+        "en": "  median ask {ask} · bid {bid}",
+        "zh": "  卖价中位 {ask} · 买价中位 {bid}",
+    },
+    "digest.model.prices_wow": {
+        "en": "  median ask {ask} ({change} w/w) · bid {bid}",
+        "zh": "  卖价中位 {ask}（周环比 {change}）· 买价中位 {bid}",
+    },
+    "digest.models.more": {"en": "…and {n} more models", "zh": "……另有 {n} 个型号"},
+    "digest.lowest_asks": {"en": "Lowest asks:", "zh": "最低卖价："},
+    "digest.highest_bids": {"en": "Highest bids:", "zh": "最高买价："},
+    "digest.largest_lots": {"en": "Largest lots:", "zh": "最大批量："},
+    "digest.offer": {
+        "en": "  {model} {deal} {price} · {qty} · {place} · {name}",
+        "zh": "  {model} {deal} {price} · {qty} · {place} · {name}",
+    },
+    "digest.lot": {
+        "en": "  {side} {model} {deal} {qty} · {price} · {place} · {name}",
+        "zh": "  {side} {model} {deal} {qty} · {price} · {place} · {name}",
+    },
+    "digest.matches": {
+        "en": "Matches made: {n} (the best of them):",
+        "zh": "本周撮合 {n} 次（最优几笔）：",
+    },
+    "digest.match": {
+        "en": "  {gpu} {deal}: {seller} asks {ask} ↔ {buyer} bids {bid}",
+        "zh": "  {gpu} {deal}：{seller} 出 {ask} ↔ {buyer} 收 {bid}",
+    },
+    "digest.quiet": {
+        "en": "No offers from {start} to {end}: nothing to sum up.",
+        "zh": "{start} 至 {end} 没有任何买卖信息，暂无周报。",
+    },
+    "chart.title": {"en": "GPU market {week}", "zh": "GPU 行情 {week}"},
+    "chart.asks": {
+        "en": "Median ask, {deal} ({unit}), last {weeks} weeks",
+        "zh": "近 {weeks} 周卖价中位数 · {deal}（{unit}）",
+    },
+    "chart.parties": {"en": "Sellers and buyers this week", "zh": "本周卖方与买方家数"},
+    "chart.sellers": {"en": "sellers", "zh": "卖方"},
+    "chart.buyers": {"en": "buyers", "zh": "买方"},
+}
+
+
+def say(lang: str, key: str, **values: object) -> str:
+    """The text for `key` in `lang` (English when the group's language is unknown)."""
+    entry = TEXTS[key]
+    template = entry.get(lang, entry["en"])  # type: ignore[call-overload]
+    return template.format(**values) if values else template

@@ -1,0 +1,1 @@
+"""In-process fakes of the outside services gpudesk talks to, for tests that must stay offline."""
