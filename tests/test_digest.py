@@ -332,7 +332,7 @@ def test_the_text_says_the_numbers_in_english(market: Market) -> None:
         "GPU market weekly 2026-W47 · 11-16 09:00 – 11-23 09:00",
         "Sellers outnumber buyers: 2.0 sellers per buyer, "
         "median H100 rent ask down 5% week on week.",
-        "6 sellers · 3 buyers · 10 posts · 6 matches made",
+        "Sellers: 6 · buyers: 3 · posts: 10 · matches made: 6",
     ]
     for line in (
         "H100 rent · sell 5/4 · buy 1/1 · everyone selling, few buying",
@@ -343,7 +343,7 @@ def test_the_text_says_the_numbers_in_english(market: Market) -> None:
         "  median ask ¥230,000/GPU · bid n/a",
         "  H100 rent ¥12.00/GPU-h · 32 GPUs · Beijing · Carol",
         "  sell H100 rent 64 GPUs · ¥13.20/GPU-h · Shenzhen · Dave",
-        "Matches made: 6 (the best of them):",
+        "Matches made: 6. The best:",
         "  A100 rent: Gina asks ¥5.80/GPU-h ↔ Hank bids ¥6.50/GPU-h",
     ):
         assert line in text.splitlines()
@@ -355,7 +355,7 @@ def test_the_text_says_the_numbers_in_chinese(market: Market) -> None:
     assert lines[1] == "卖方多于买方：卖方是买方的 2.0 倍，H100 租赁卖价中位数周环比下跌 5%。"
     assert "H100 租赁 · 卖 5/4 · 买 1/1 · 卖的多，买的少" in lines
     assert "  卖价中位 ¥12.80/卡时（周环比 -5%）· 买价中位 ¥11.50/卡时" in lines
-    assert "本周撮合 6 次（最优几笔）：" in lines
+    assert "本周撮合 6 次，最优：" in lines
     assert not any(word in text for word in ("sell", "buy", "median", "GPUs"))
 
 

@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
+from collections.abc import Awaitable
+from datetime import timedelta
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 from gpudesk.bot.config import Settings
 from gpudesk.handlers.commands import DeskSettings
@@ -107,4 +111,76 @@ def run(settings: Settings, db: Path | None = None) -> None:
 
 
 async def _run_adapters(settings: Settings, desk: Desk, adapters: list[str]) -> None:
-    raise NotImplementedError("chat adapters are wired in a later change")
+    """Run the enabled chat adapters and the digest schedule until SIGINT or SIGTERM."""
+    from gpudesk.bot.scheduler import DigestScheduler, Send
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+
+    running: list[Any] = []
+    endings: list[Awaitable[None]] = [stop.wait()]
+    senders: dict[str, Send] = {}
+    try:
+        if "telegram" in adapters:
+            from gpudesk.bot.telegram import TelegramAdapter
+
+            token = settings.telegram.token
+            assert token is not None  # telegram_enabled says so
+            telegram = TelegramAdapter(
+                token.get_secret_value(),
+                desk,
+                logger=logging.getLogger("gpudesk.telegram"),
+                base_url=settings.telegram.base_url,
+                allowed_chat_ids=settings.telegram.chats,
+            )
+            await telegram.start()
+            running.append(telegram)
+            endings.append(telegram.wait_finished())
+            senders["telegram"] = telegram.send
+        if "wechat" in adapters:
+            from gpudesk.bot.wechat import WechatAdapter
+
+            wechat_settings = settings.wechat
+            assert wechat_settings.endpoint is not None and wechat_settings.token is not None
+            wechat = WechatAdapter(
+                endpoint=wechat_settings.endpoint,
+                token=wechat_settings.token.get_secret_value(),
+                desk=desk,
+                min_seconds_between_messages=wechat_settings.min_seconds_between_messages,
+                daily_cap=wechat_settings.daily_cap,
+                batch_seconds=wechat_settings.batch_seconds,
+                cache_dir=ledger_path(settings, None).resolve().parent / ".wechaty-cache",
+            )
+            await wechat.start()
+            running.append(wechat)
+            senders["wechat"] = wechat.send
+        if settings.digest.enabled:
+            digests = DigestScheduler(
+                desk.ledger,
+                desk.settings,
+                senders,
+                schedule=settings.digest.schedule,
+                grace=timedelta(hours=settings.digest.grace_hours),
+            )
+            digests.start()
+            running.append(digests)
+        log.info("gpudesk is running (%s); Ctrl-C to stop", ", ".join(adapters))
+        await _first_to_end(endings)
+    finally:
+        for part in reversed(running):
+            try:
+                await part.stop()
+            except Exception:
+                log.exception("could not stop %s cleanly", type(part).__name__)
+
+
+async def _first_to_end(endings: list[Awaitable[None]]) -> None:
+    """Wait for a stop signal, or for an adapter that ends on its own (a revoked token)."""
+    tasks = [asyncio.ensure_future(ending) for ending in endings]
+    finished, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    for task in finished:
+        task.result()  # an adapter's fatal error ends the run with it

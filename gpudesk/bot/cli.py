@@ -183,3 +183,14 @@ def _user_errors() -> Iterator[None]:
 
 def main() -> None:
     cli(prog_name="gpudesk")
+
+
+def _register() -> None:
+    """The commands that live in their own modules, added to the group in one place."""
+    from gpudesk.bot.digest_cli import digest
+
+    for command in (digest,):
+        cli.add_command(command)
+
+
+_register()

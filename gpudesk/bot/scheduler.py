@@ -1,13 +1,15 @@
 """The weekly digest's schedule: every group gets its digest once, on time, or late but once.
 
 `DigestScheduler` wakes at the configured weekly time (`[digest] schedule`, default Monday 09:00
-in `[desk] timezone`) and, for every group on a platform it can send to, claims the week's
-digest in the ledger, renders it and hands its replies to that platform's `send` coroutine.
+in `[desk] timezone`) and, for every group on a platform it can send to, renders the week's
+digest, claims it in the ledger and hands its replies to that platform's `send` coroutine.
 
 Correctness lives in the ledger, not in the scheduler. A digest is claimed (a row in the
-`digests` table, keyed by chat and ISO week) before its first reply goes out, so a restart
-mid-send never sends it twice: a claimed digest is never claimed again, whatever became of
-it (at most once, by design: a group would rather miss a digest than get two). `run_due()` is
+`digests` table, keyed by chat and ISO week) after it is rendered and before its first reply
+goes out, so a restart mid-send never sends it twice: a claimed digest is never claimed again,
+whatever became of it (at most once, by design: a group would rather miss a digest than get
+two; a send that raises is recorded as failed, not retried). A crash or error while rendering
+claims nothing, so the next run within the grace period (a restart) tries again. `run_due()` is
 idempotent: it works out the latest scheduled time from the clock, and sends that week's
 digest to each group that has not had it, if the time is at most `grace` ago (default 6 h).
 So a digest missed while the bot was down goes out once when it comes back within the grace

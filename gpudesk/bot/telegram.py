@@ -264,13 +264,15 @@ class _SendRateLimiter(AIORateLimiter):
         private_per_second: float,
         max_retries: int,
     ) -> None:
-        # A bucket of `group_burst` refilled at `group_per_minute`: a split reply goes out at
-        # once, a busy group still gets no more than about `group_per_minute` a minute.
+        # AsyncLimiter is a leaky bucket: `max_rate` at once, then refilled steadily. Sized so
+        # that no minute (per group) or second (overall) ever holds more than the cap: a group
+        # gets a burst of `group_burst` (a split reply goes out at once), then the rest of its
+        # minute's cap spread out; overall sends are spread evenly, with no burst.
         super().__init__(
-            overall_max_rate=overall_per_second,
-            overall_time_period=1,
+            overall_max_rate=1,
+            overall_time_period=1 / overall_per_second,
             group_max_rate=group_burst,
-            group_time_period=60 * group_burst / group_per_minute if group_per_minute else 0,
+            group_time_period=60 * group_burst / (group_per_minute - group_burst),
             max_retries=max_retries,
         )
         self._private_per_second = private_per_second
@@ -298,7 +300,7 @@ class _SendRateLimiter(AIORateLimiter):
             numeric = int(chat_id)  # type: ignore[call-overload]
         except (TypeError, ValueError):
             return None
-        if numeric <= 0 or not self._private_per_second:
+        if numeric <= 0:
             return None  # groups and channels have negative ids; AIORateLimiter paces them
         limiter = self._private_limiters.pop(numeric, None)
         if limiter is None:
@@ -347,7 +349,11 @@ class TelegramAdapter:
 
     `base_url` is PTB's: the token is appended to it (None: Telegram's own servers).
     `allowed_chat_ids`: the groups served (empty: every group the bot is in); private chats
-    always reach the desk. The rate and timing arguments are for tests and tuning.
+    always reach the desk. The rest is for tests and tuning: `poll_timeout` is the long poll's
+    seconds; `max_retries` how often a send is retried after a 429; a group gets at most
+    `group_messages_per_minute` in any minute, `group_burst` of them at once; a private chat
+    about `private_messages_per_second`; all chats together at most `messages_per_second`;
+    `stop()` waits up to `drain_timeout` seconds for queued replies.
     """
 
     def __init__(
@@ -370,6 +376,10 @@ class TelegramAdapter:
             raise ValueError("a Telegram bot token is required")
         if max_retries < 1:
             raise ValueError("max_retries must be at least 1, or a 429 drops the reply")
+        if not 1 <= group_burst < group_messages_per_minute:
+            raise ValueError("group_burst must be at least 1 and below group_messages_per_minute")
+        if messages_per_second <= 0 or private_messages_per_second <= 0:
+            raise ValueError("message rates must be positive")
         self._token = token
         self._desk = desk
         self._log = logger
@@ -466,6 +476,13 @@ class TelegramAdapter:
             await self._confirm_offset()
         finally:
             await self._close()
+
+    async def wait_finished(self) -> None:
+        """Return once a stop is requested or reading ends on its own; re-raise a fatal error
+        (a revoked token) so the caller ends with it."""
+        await self._stop_requested.wait()
+        if self._fatal is not None:
+            raise self._fatal
 
     async def run_until_stopped(self) -> None:
         """`start()`, serve until `request_stop()` (or a fatal error, re-raised), `stop()`."""
@@ -639,6 +656,11 @@ class TelegramAdapter:
 
     # --- sending -------------------------------------------------------------------------
 
+    async def send(self, reply: Reply) -> None:
+        """Queue a reply the desk did not answer a message with (a digest, an alert), paced
+        like every other."""
+        self._enqueue(reply, None)
+
     def _enqueue(self, reply: Reply, source_chat: str | None) -> None:
         if reply.platform != PLATFORM:
             self._log.warning("Telegram: dropping a reply for platform %r", reply.platform)
@@ -659,7 +681,10 @@ class TelegramAdapter:
         """Send one chat's replies in order; the task ends when the chat's outbox is empty."""
         try:
             while outbox:
-                await self._send(outbox[0])
+                try:
+                    await self._send(outbox[0])
+                except Exception:  # a bug, not Telegram's no (_send logs those): keep going
+                    self._log.exception("Telegram: could not send a reply to %s", chat_id)
                 outbox.popleft()
         finally:
             if self._outboxes.get(chat_id) is outbox:

@@ -524,6 +524,11 @@ class WechatAdapter:
 
     # -- outbound ---------------------------------------------------------------------------
 
+    async def send(self, reply: Reply) -> None:
+        """Queue a reply the desk did not answer a message with (a digest, an alert), paced
+        like every other."""
+        self._dispatch(reply)
+
     def _dispatch(self, reply: Reply) -> None:
         if reply.platform != PLATFORM:
             log.warning(

@@ -5,8 +5,10 @@ the last weeks (one panel per deal, since ¥/GPU-hour and ¥/GPU do not share an
 the sellers and buyers of each model this week. `build_figure` makes the same figure without
 saving it, so tests can read its titles, labels and numbers.
 
-Headless and thread-safe enough for a worker thread: a bare `Figure` on the Agg canvas, never
-pyplot (no global figure registry, no GUI backend), and settings applied with `rc_context`.
+Headless, and safe in a worker thread: a bare `Figure` on the Agg canvas, never pyplot (no
+global figure registry, no GUI backend). Settings go through `rc_context`, which changes
+matplotlib's global rcParams for its duration, so drawing holds one lock: the scheduler draws
+in a worker thread while `/digest` may draw on the event loop's.
 
 Chinese text needs a CJK font, and no PyPI package ships one. `cjk_font()` finds one already
 known to matplotlib, or else scans the system's font files by name (a font installed after
@@ -20,6 +22,7 @@ from __future__ import annotations
 import functools
 import io
 import logging
+import threading
 from datetime import tzinfo
 from decimal import Decimal
 from pathlib import Path
@@ -40,6 +43,7 @@ log = logging.getLogger(__name__)
 # under (Debian: fonts-noto-cjk, fonts-wqy-microhei, fonts-wqy-zenhei, fonts-arphic-*).
 CJK_FAMILIES = (
     "Noto Sans CJK SC",
+    "Noto Sans CJK JP",  # what fonts-noto-cjk's .ttc registers as (its first face; has hanzi)
     "Noto Sans SC",
     "Source Han Sans SC",
     "WenQuanYi Micro Hei",
@@ -57,6 +61,7 @@ PRICE_PANEL_INCHES = 3.2
 BAR_ROW_INCHES = 0.45
 LINES_PER_PANEL = 4  # more lines than this and a phone screen shows spaghetti
 BAR_MODELS = 6
+_DRAWING = threading.RLock()  # see the module docstring; re-entrant: render_chart builds too
 SELLERS_COLOUR = "#d1495b"
 BUYERS_COLOUR = "#00798c"
 
@@ -99,7 +104,7 @@ def render_chart(digest: Digest, lang: str, zone: tzinfo) -> bytes:
     import matplotlib
 
     family = cjk_font()
-    with matplotlib.rc_context(_style(family)):
+    with _DRAWING, matplotlib.rc_context(_style(family)):
         figure = build_figure(digest, lang, zone)
         out = io.BytesIO()
         figure.savefig(out, format="png", dpi=DPI)
@@ -112,7 +117,7 @@ def build_figure(digest: Digest, lang: str, zone: tzinfo) -> Figure:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    with matplotlib.rc_context(_style(cjk_font())):
+    with _DRAWING, matplotlib.rc_context(_style(cjk_font())):
         panels = _price_panels(digest)
         bars = digest.models[:BAR_MODELS]
         heights = [PRICE_PANEL_INCHES] * len(panels) + [1.2 + BAR_ROW_INCHES * len(bars)]
@@ -188,6 +193,8 @@ def _draw_prices(
         ys = [float(history.points[i].median_ask or 0) for i in xs]
         colour = colours[history.gpu]
         ax.plot(xs, ys, marker="o", linewidth=2.2, label=history.gpu, color=colour)
+        if xs[-1] != len(history.points) - 1:
+            continue  # no ask this week: a label at an old point would read as today's price
         last = history.points[xs[-1]].median_ask
         ax.annotate(
             fmt.money(last, digest.currency, lang),

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING
 
 from gpudesk.handlers import format as fmt
+from gpudesk.handlers.chart import render_chart
 from gpudesk.handlers.texts import say
 from gpudesk.market.book import PostedOffer
 from gpudesk.market.digest import HISTORY_WEEKS, Digest, build_digest, week_label
@@ -143,8 +144,6 @@ def compose(
     chart: bool = True,
 ) -> list[Reply]:
     """The digest of the seven days ending `now`, for one chat, ready to send."""
-    from gpudesk.handlers.chart import render_chart
-
     chat = ledger.chat(platform, chat_id)
     lang = chat_language(chat, settings)
     digest = load_digest(ledger, settings, chat, start=now - WEEK, end=now)

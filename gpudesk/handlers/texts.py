@@ -242,7 +242,7 @@ TEXTS: dict[str, dict[Lang, str]] = {
     "digest.move.down": {"en": "down {change}", "zh": "下跌 {change}"},
     "digest.move.flat": {"en": "unchanged", "zh": "持平"},
     "digest.totals": {
-        "en": "{sellers} sellers · {buyers} buyers · {posts} posts · {matches} matches made",
+        "en": "Sellers: {sellers} · buyers: {buyers} · posts: {posts} · matches made: {matches}",
         "zh": "卖方 {sellers} 家 · 买方 {buyers} 家 · 信息 {posts} 条 · 撮合 {matches} 次",
     },
     "digest.models": {
@@ -273,10 +273,7 @@ TEXTS: dict[str, dict[Lang, str]] = {
         "en": "  {side} {model} {deal} {qty} · {price} · {place} · {name}",
         "zh": "  {side} {model} {deal} {qty} · {price} · {place} · {name}",
     },
-    "digest.matches": {
-        "en": "Matches made: {n} (the best of them):",
-        "zh": "本周撮合 {n} 次（最优几笔）：",
-    },
+    "digest.matches": {"en": "Matches made: {n}. The best:", "zh": "本周撮合 {n} 次，最优："},
     "digest.match": {
         "en": "  {gpu} {deal}: {seller} asks {ask} ↔ {buyer} bids {bid}",
         "zh": "  {gpu} {deal}：{seller} 出 {ask} ↔ {buyer} 收 {bid}",

@@ -175,7 +175,9 @@ def model_bounded(text: str, start: int, end: int) -> bool:
     on) are.
     """
     if start > 0 and _ascii_alnum(text[start - 1]):
-        return False
+        # "8xh100" is eight H100s; "xh100" or "ah100" is some other token.
+        if not (text[start - 1] == "x" and start > 1 and text[start - 2].isdigit()):
+            return False
     if end >= len(text) or not _ascii_alnum(text[end]):
         return True
     tail = text[end : end + 4]

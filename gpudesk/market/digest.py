@@ -126,8 +126,8 @@ class Digest:
     lowest_asks: tuple[PostedOffer, ...]  # the cheapest ask of each of the busiest models
     highest_bids: tuple[PostedOffer, ...]  # the highest bid of each of the busiest models
     largest_lots: tuple[PostedOffer, ...]  # the most GPUs, either side, any model
-    matches: tuple[MadeMatch, ...]  # the best few made in the window (smallest ask - bid)
-    match_count: int  # all of them (`matches` keeps the first few)
+    matches: tuple[MadeMatch, ...]  # the best few made in the window (see `relative_gap`)
+    match_count: int  # all the matches made in the window
     history: tuple[History, ...]  # one per row of `models`, same order
 
     @property

@@ -1,37 +1,41 @@
 """Read buy and sell offers out of a chat message: `parse_offers(text) -> list[Offer]`.
 
-The parser is a pure function over the message text (no I/O, clock or shared state). It works
-in passes over one normalised copy of the text (NFKC, lower case):
+The parser is a pure function of the message text (no I/O, clock or shared mutable state). It
+works in a few passes over one normalised copy of the text (NFKC, lower case):
 
 1. **Cues.** One Aho-Corasick automaton, built at import from the catalog, the gazetteer and
-   the keyword tables below, finds models, form factors, places, intent words (出/收/WTS/WTB),
-   deal words (租/lease/出售), question, news and finished-deal markers in a single scan.
-2. **Numbers.** One regex finds every number with its currency, multiplier (w/万/k) and the
-   words around it; each is classified on its own as a price, a count of GPUs or servers,
-   GPUs per server, memory, or a distractor (phone, date, network speed, RAM, CPU model...).
+   the keyword tables below, finds models, form factors, places, intent words (出, 收, WTS,
+   WTB), deal words (租, lease, 出售), price and unit words (月租, 预算, 每卡), distractor words
+   (IB, 内存, CPU, 押金), and question, news and finished-deal markers in a single scan.
+2. **Numbers.** Each number is read with one anchored regex that takes its multiplier (w/万/k),
+   currency and the unit words after it; with the cue just before it, that says whether it is a
+   price, a count of GPUs or servers, GPUs per server, memory, or a distractor (phone number,
+   date, warranty, network speed, RAM, disk, CPU model).
 3. **Items.** Lines (and `;`/`。` clauses) that name a model are items; a line naming two
    different models is split between them. Lines without a model are headers or footers whose
-   intent, place, currency and price unit apply to the items they frame. A message with one item
-   is read as a whole, so a multi-line post about one offer keeps all its details.
+   intent, place, currency, price unit and GPUs per server apply to the items they frame. A
+   message with a single item is read as a whole, so a multi-line post keeps all its details.
 4. **Offers.** For each item the counts are resolved against each other (`8卡 … 10台` is ten
-   8-GPU servers; `8x H100 nodes, 4 nodes` is four), the first price gets its unit and period,
-   and intent, deal, place and currency come from the item, else its frame, else the message.
+   8-GPU servers; `8x H100 nodes, need 4 nodes` is four), the first price gets its unit and
+   period, and intent, deal, place and currency come from the item, else its frame, else the
+   whole message.
 
-Questions, news, gossip, market talk, vouchers and finished deals give no offers.
+Questions, news, gossip, market talk, vouchers, rules and finished deals give no offers.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from bisect import bisect_left
-from collections.abc import Callable, Iterable, Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 import ahocorasick
 
 from gpudesk.market import catalog, places
+from gpudesk.market.catalog import ModelQuery
 from gpudesk.market.offer import Currency, Deal, Offer, PricePer, QuantityUnit, Side
 
 __all__ = ["parse_offers"]
@@ -41,18 +45,22 @@ SALE, RENT = Deal.SALE, Deal.RENT
 GPU, SERVER = QuantityUnit.GPU, QuantityUnit.SERVER
 CNY, USD = Currency.CNY, Currency.USD
 
-# ---------------------------------------------------------------------------------------------
+# =============================================================================================
 # Cues: what a keyword says about a post.
-# ---------------------------------------------------------------------------------------------
+# =============================================================================================
 
-MODEL, VARIANT, PLACE, INTENT, DEAL, FLIP, QUESTION, VETO, DONE, NEUTRAL, NUMWORD, MONEY = range(
-    12
-)
+# Cue kinds.
+MODEL, VARIANT, PLACE, INTENT, DEAL, FLIP, QUESTION, VETO, DONE, WORD, NUMWORD, MONEY = range(12)
+
+# What a cue says about the number right after it (bit flags).
+IGNORE_NEXT = 1  # "IB 400G", "内存 512G", "押金 2w", "min order 8": not a count or price
+PRICE_NEXT = 2  # "月租 8500", "budget 2000": a price even without a currency
+QTY_NEXT = 4  # "qty 10", "数量 8"
 
 
 @dataclass(frozen=True, slots=True)
 class _Cue:
-    """The meaning of one keyword. `strong` intents beat weak ones (现货, available, 有)."""
+    """The meaning of one keyword. Strong intents beat weak ones (现货, available, 有)."""
 
     kind: int
     side: Side | None = None
@@ -60,447 +68,152 @@ class _Cue:
     deal: Deal | None = None
     deal_strong: bool = False
     have: bool = False  # "I have": inside a question ("有 H100 吗?") it asks instead
-    value: object = None
+    before: int = 0  # IGNORE_NEXT / PRICE_NEXT / QTY_NEXT
+    span: str | None = None  # "月租": prices after it are per month
+    unit: QuantityUnit | None = None  # "每卡": prices after it are per GPU
+    value: object = None  # model query, variant, place, number, currency
 
 
-def _cue(kind: int, **fields: object) -> _Cue:
-    return _Cue(kind, **fields)  # type: ignore[arg-type]
+def _words(spellings: str) -> tuple[str, ...]:
+    return tuple(spellings.split("|"))
 
 
-# Keyword tables: (spellings, meaning). Spellings are lower case; English ones match whole
-# words only. Longer spellings win over the shorter ones inside them (出租 over 出, 收到 over 收).
-_KEYWORDS: tuple[tuple[tuple[str, ...], _Cue], ...] = (
+# Keyword tables: "|"-separated lower-case spellings and their meaning. English spellings match
+# whole words only; the longest spelling at a position wins (出租 over 出, 收到 over 收).
+_KEYWORDS: tuple[tuple[str, _Cue], ...] = (
     # --- selling ---
+    ("出|急出|低价出|特价出|现出|wts|selling|sell|offering", _Cue(INTENT, SELL, True)),
     (
-        ("出", "急出", "低价出", "特价出", "现出", "wts", "selling", "sell", "offering"),
-        _cue(INTENT, side=SELL, strong=True),
+        "出售|急售|在售|卖|售|转让|急转|甩卖|甩货|for sale",
+        _Cue(INTENT, SELL, True, SALE, True),
+    ),
+    ("liquidating|liquidate|liquidation|clearance|清仓|清货|甩", _Cue(INTENT, SELL, True, SALE)),
+    (
+        "出租|招租|对外出租|可租|for rent|for lease|up for lease|leasing|renting|renting out"
+        "|rent out|lease out",
+        _Cue(INTENT, SELL, True, RENT, True),
+    ),
+    (  # "does anyone want ...?" is an offer to sell
+        "有没有要|谁要|有要的|要的私聊|要的联系|有需要|找买家|寻买家|找下家|who needs|anyone need"
+        "|anyone needs|if you need|if u need|if anyone needs|looking for buyers|looking for a buyer",
+        _Cue(INTENT, SELL, True),
     ),
     (
-        ("出售", "急售", "在售", "卖", "售", "转让", "急转", "甩卖", "甩货", "for sale"),
-        _cue(INTENT, side=SELL, strong=True, deal=SALE, deal_strong=True),
+        "供应|供货|提供|可提供|处理|offer|supply|supplying|有需要的|如有需要|需要的私聊|需要的联系"
+        "|需要的找我|有需求|有意者",
+        _Cue(INTENT, SELL),
     ),
     (
-        ("liquidating", "liquidate", "liquidation", "clearance", "清仓", "清货", "甩"),
-        _cue(INTENT, side=SELL, strong=True, deal=SALE),
+        "有|有货|现货|现有|还有|库存|闲置|拥有|available|avail|in stock|have|has|we have|i have"
+        "|got|inventory|spot",
+        _Cue(INTENT, SELL, have=True),
     ),
-    (
-        (
-            "出租",
-            "招租",
-            "对外出租",
-            "可租",
-            "for rent",
-            "for lease",
-            "leasing",
-            "renting",
-            "renting out",
-            "rent out",
-            "lease out",
-        ),
-        _cue(INTENT, side=SELL, strong=True, deal=RENT, deal_strong=True),
-    ),
-    (
-        ("有没有要", "谁要", "有要的", "要的私聊", "要的联系", "who needs", "anyone need"),
-        _cue(INTENT, side=SELL, strong=True),
-    ),
-    (
-        ("anyone needs", "if you need", "if u need", "if anyone needs"),
-        _cue(INTENT, side=SELL, strong=True),
-    ),
-    (
-        ("供应", "供货", "提供", "可提供", "处理", "offer", "supply", "supplying"),
-        _cue(INTENT, side=SELL),
-    ),
-    (
-        ("有需要的", "如有需要", "需要的私聊", "需要的联系", "需要的找我", "有需求", "有意者"),
-        _cue(INTENT, side=SELL),
-    ),
-    (
-        (
-            "有",
-            "有货",
-            "现货",
-            "现有",
-            "还有",
-            "库存",
-            "闲置",
-            "拥有",
-            "available",
-            "avail",
-            "in stock",
-            "have",
-            "we have",
-            "i have",
-            "got",
-            "inventory",
-            "spot",
-        ),
-        _cue(INTENT, side=SELL, have=True),
-    ),
-    (("ready to ship", "new in box", "brand new"), _cue(INTENT, side=SELL, deal=SALE)),
+    ("ready to ship|new in box|brand new", _Cue(INTENT, SELL, deal=SALE)),
     # --- buying ---
     (
-        (
-            "收",
-            "急收",
-            "高价收",
-            "长期收",
-            "大量收",
-            "求货",
-            "急求",
-            "找",
-            "寻找",
-            "寻求",
-            "需要",
-            "急需",
-            "想要",
-            "谁有",
-            "哪里有",
-            "哪有",
-            "有多少要多少",
-            "有的私聊",
-            "有货的",
-            "有资源的",
-            "能出",
-            "能供",
-            "wtb",
-            "looking for",
-            "seeking",
-            "sourcing",
-            "need",
-            "needs",
-            "needed",
-            "in need of",
-            "want",
-            "wants",
-            "wanted",
-            "bid",
-            "bidding",
-            "require",
-            "requires",
-            "requirement",
-            "rfq",
-            "procure",
-            "procuring",
-            "acquire",
-            "who has",
-            "who's got",
-        ),
-        _cue(INTENT, side=BUY, strong=True),
+        "收|急收|高价收|长期收|大量收|求货|急求|找|寻找|寻求|需要|急需|想要|谁有|哪里有|哪有"
+        "|有多少要多少|有的私聊|有货的|有资源的|能出|能供|wtb|looking for|seeking|sourcing|need"
+        "|needs|needed|in need of|want|wants|wanted|bid|bidding|require|requires|requirement|rfq"
+        "|procure|procuring|acquire|who has|who's got",
+        _Cue(INTENT, BUY, True),
     ),
     (
-        (
-            "求购",
-            "收购",
-            "回收",
-            "高价回收",
-            "购买",
-            "想买",
-            "买",
-            "buying",
-            "buy",
-            "looking to buy",
-            "want to buy",
-            "wanna buy",
-            "purchasing",
-        ),
-        _cue(INTENT, side=BUY, strong=True, deal=SALE, deal_strong=True),
+        "求购|收购|回收|高价回收|购买|想买|买|buying|buy|looking to buy|want to buy|wanna buy"
+        "|purchasing",
+        _Cue(INTENT, BUY, True, SALE, True),
     ),
     (
-        (
-            "求租",
-            "想租",
-            "急租",
-            "wtl",
-            "wtr",
-            "looking to rent",
-            "looking to lease",
-            "want to rent",
-            "want to lease",
-            "need to rent",
-        ),
-        _cue(INTENT, side=BUY, strong=True, deal=RENT, deal_strong=True),
+        "求租|想租|急租|wtl|wtr|looking to rent|looking to lease|want to rent|want to lease"
+        "|need to rent",
+        _Cue(INTENT, BUY, True, RENT, True),
     ),
+    ("求|寻|采购|需求", _Cue(INTENT, BUY)),
+    ("预算|budget|target|up to|paying|pay up to", _Cue(INTENT, BUY, before=PRICE_NEXT)),
+    # --- "anyone ...": the poster wants what others would offer, or offers what they want ---
     (
-        ("求", "寻", "采购", "需求", "预算", "budget", "target", "up to", "paying"),
-        _cue(INTENT, side=BUY),
+        "有人|有没有|有没有人|有谁|谁|哪位|哪个|哪家|anyone|anybody|any1|does anyone|is anyone"
+        "|any one",
+        _Cue(FLIP),
     ),
-    # --- "anyone ...": the poster wants what the others would offer ---
-    (
-        ("有人", "有没有", "有没有人", "有谁", "谁", "哪位", "哪个", "哪家"),
-        _cue(FLIP),
-    ),
-    (("anyone", "anybody", "any1", "does anyone", "is anyone", "any one"), _cue(FLIP)),
     # --- sale against rent ---
     (
-        (
-            "租",
-            "租赁",
-            "租用",
-            "月租",
-            "年租",
-            "短租",
-            "长租",
-            "起租",
-            "租期",
-            "日租",
-            "时租",
-            "包月",
-            "卡时",
-            "机时",
-            "裸金属",
-            "lease",
-            "leased",
-            "rental",
-            "rentals",
-            "rent",
-            "reserved",
-            "bare metal",
-            "bare-metal",
-            "hourly",
-            "per hour",
-            "per month",
-            "monthly",
-            "on-demand",
-            "on demand",
-        ),
-        _cue(DEAL, deal=RENT, deal_strong=True),
+        "租|租赁|租用|短租|长租|租期|日租|卡时|机时|裸金属|lease|leased|rental|rentals|rent"
+        "|reserved|bare metal|bare-metal|on-demand|on demand",
+        _Cue(DEAL, deal=RENT, deal_strong=True),
     ),
+    ("月租|月付|包月", _Cue(DEAL, deal=RENT, deal_strong=True, before=PRICE_NEXT, span="month")),
+    ("年租|年付|包年", _Cue(DEAL, deal=RENT, deal_strong=True, before=PRICE_NEXT, span="year")),
+    ("时租", _Cue(DEAL, deal=RENT, deal_strong=True, before=PRICE_NEXT, span="hour")),
+    ("租金", _Cue(DEAL, deal=RENT, deal_strong=True, before=PRICE_NEXT)),
+    ("起租", _Cue(DEAL, deal=RENT, deal_strong=True, before=IGNORE_NEXT)),
+    ("monthly|per month", _Cue(DEAL, deal=RENT, deal_strong=True, span="month")),
+    ("hourly|per hour", _Cue(DEAL, deal=RENT, deal_strong=True, span="hour")),
+    ("算力|capacity|compute|instances|instance|gpu cloud", _Cue(DEAL, deal=RENT)),
+    ("purchase|整机出售", _Cue(DEAL, deal=SALE, deal_strong=True)),
     (
-        ("算力", "capacity", "compute", "instances", "instance", "gpu cloud"),
-        _cue(DEAL, deal=RENT),
+        "二手|全新|used|提货|自提|面交|顺丰|包邮|发货|交货|pickup|pick up|shipping|ship|warehouse"
+        "|仓库|delivery|warranty|保修|先款后货",
+        _Cue(DEAL, deal=SALE),
     ),
-    (("purchase", "整机出售"), _cue(DEAL, deal=SALE, deal_strong=True)),
+    # --- what a price is for, said before it ---
+    ("每月|按月", _Cue(WORD, span="month")),
+    ("每年|yearly|annual|annually|per year", _Cue(WORD, span="year")),
+    ("每小时", _Cue(WORD, span="hour")),
+    ("每卡|单卡|按卡|每张|单张|每片|per gpu|per card", _Cue(WORD, unit=GPU)),
+    ("每台|单台|每节点|per node|per server|per box", _Cue(WORD, unit=SERVER)),
+    ("单价|价格|报价|售价|price|asking|只要|仅需", _Cue(WORD, before=PRICE_NEXT)),
+    ("qty|quantity|数量|数目", _Cue(WORD, before=QTY_NEXT)),
+    # --- numbers after these measure something else ---
     (
-        (
-            "二手",
-            "全新",
-            "used",
-            "提货",
-            "自提",
-            "面交",
-            "顺丰",
-            "包邮",
-            "发货",
-            "交货",
-            "pickup",
-            "pick up",
-            "shipping",
-            "ship",
-            "warehouse",
-            "仓库",
-            "delivery",
-            "warranty",
-            "保修",
-            "先款后货",
-        ),
-        _cue(DEAL, deal=SALE),
+        "ib|infiniband|roce|ndr|hdr|nic|ethernet|bandwidth|uplink|ram|ddr4|ddr5|ssd|nvme"
+        "|storage|disk|cpu|cpus|xeon|epyc|intel|amd|platinum|tdp|power|deposit|fee|min|min."
+        "|minimum|min order|moq|at least|gen|网卡|带宽|网络|以太网|光口|内存|硬盘|存储|系统盘"
+        "|数据盘|至强|双路|处理器|铂金|金牌|电费|电价|功耗|电源|押金|定金|订金|保证金|运费|税点"
+        "|手续费|最少|起订|最低|至少|最短|第",
+        _Cue(WORD, before=IGNORE_NEXT),
     ),
     # --- not an offer: questions ---
     (
-        (
-            "什么价",
-            "啥价",
-            "多少钱",
-            "价多少",
-            "价格多少",
-            "价格如何",
-            "价格怎么样",
-            "什么价格",
-            "啥价格",
-            "怎么卖",
-            "多少一",
-            "行情如何",
-            "什么行情",
-            "怎么样",
-            "如何",
-            "请问",
-            "有懂的",
-            "知道",
-            "什么时候",
-            "靠谱吗",
-            "好不好",
-            "值不值",
-            "区别",
-            "going for",
-            "going rate",
-            "how much",
-            "what price",
-            "what's the price",
-            "price check",
-            "any idea",
-            "anyone know",
-            "does anyone know",
-            "is it worth",
-            "any good",
-            "how is",
-            "how's",
-            "how are",
-            "thoughts on",
-            "what do you think",
-            "when will",
-        ),
-        _cue(QUESTION),
+        "什么价|啥价|多少钱|价多少|价格多少|价格如何|价格怎么样|什么价格|啥价格|怎么卖|多少一"
+        "|行情如何|什么行情|怎么样|如何|请问|有懂的|知道|什么时候|靠谱吗|好不好|值不值|区别"
+        "|going for|going rate|how much|what price|what's the price|price check|any idea"
+        "|anyone know|does anyone know|is it worth|any good|how is|how's|how are|thoughts on"
+        "|what do you think|when will|有报价|报个价|报价吗|求报价|询价|anyone else|is it just me",
+        _Cue(QUESTION),
     ),
     # --- not an offer: news, gossip, market talk, vouchers, rules, warnings ---
     (
-        (
-            "听说",
-            "据说",
-            "传闻",
-            "小道消息",
-            "heard",
-            "rumor",
-            "rumour",
-            "rumors",
-            "reportedly",
-            "[链接]",
-            "[link]",
-            "发布",
-            "预计",
-            "宣布",
-            "财报",
-            "禁令",
-            "出口管制",
-            "新闻",
-            "announced",
-            "announces",
-            "launched",
-            "launches",
-            "news",
-            "export control",
-            "export controls",
-            "掉到",
-            "跌到",
-            "涨到",
-            "降到",
-            "跌破",
-            "market is",
-            "market's",
-            "nobody buying",
-            "nobody is buying",
-            "no one buying",
-            "everyone selling",
-            "everyone is selling",
-            "everyone's selling",
-            "都在卖",
-            "没人买",
-            "in some places",
-            "算力券",
-            "代金券",
-            "优惠券",
-            "voucher",
-            "vouchers",
-            "coupon",
-            "free credits",
-            "free credit",
-            "群规",
-            "本群规则",
-            "规则",
-            "禁止",
-            "骗子",
-            "冒充",
-            "诈骗",
-            "scam",
-            "scammer",
-            "scammers",
-            "impersonating",
-            "impersonate",
-            "group rules",
-            "reminder",
-            "congrats",
-            "congratulations",
-            "恭喜",
-        ),
-        _cue(VETO),
+        "听说|据说|传闻|小道消息|heard|rumor|rumour|rumors|reportedly|[链接]|[link]|发布|预计"
+        "|宣布|财报|禁令|出口管制|新闻|announced|announces|launched|launches|news|export control"
+        "|export controls|掉到|跌到|涨到|降到|跌破|market is|market's|nobody buying"
+        "|nobody is buying|no one buying|everyone selling|everyone is selling|everyone's selling"
+        "|都在卖|没人买|in some places|算力券|代金券|优惠券|voucher|vouchers|coupon|free credits"
+        "|free credit|群规|本群规则|规则|禁止|骗子|冒充|诈骗|scam|scammer|scammers|impersonating"
+        "|impersonate|group rules|reminder|congrats|congratulations|恭喜|heads up|price cut|price cuts"
+        "|prices to|cut prices|cuts prices|slashed|drop below|dropped to|drops to|fell to|price war"
+        "|is selling|is dumping|are dumping|dumping|在甩|没人要|都没人|又有一家|据悉",
+        _Cue(VETO),
     ),
     # --- not an offer any more: the deal is done ---
     (
-        (
-            "已出",
-            "已售",
-            "已租",
-            "已成交",
-            "成交了",
-            "出了",
-            "卖了",
-            "卖掉",
-            "租出去了",
-            "已经出",
-            "没货了",
-            "已下架",
-            "sold",
-            "sold out",
-            "deal done",
-            "already sold",
-        ),
-        _cue(DONE),
+        "已出|已售|已租|已成交|成交了|出了|卖了|卖掉|租出去了|已经出|没货了|已下架|sold|sold out"
+        "|deal done|already sold",
+        _Cue(DONE),
     ),
     # --- words that contain a cue but mean something else ---
     (
-        (
-            "出差",
-            "出来",
-            "出去",
-            "出现",
-            "出价",
-            "输出",
-            "出口",
-            "推出",
-            "支出",
-            "出错",
-            "出问题",
-            "出故障",
-            "出厂",
-            "出发",
-            "出门",
-            "收到",
-            "收益",
-            "收费",
-            "收款",
-            "收入",
-            "接收",
-            "收藏",
-            "签收",
-            "验收",
-            "收货",
-            "回收价",
-            "税收",
-            "找我",
-            "找不到",
-            "有意",
-            "所有",
-            "没有",
-            "有限",
-            "有点",
-            "只有",
-            "具有",
-            "有的",
-            "要求",
-            "求助",
-            "供需",
-            "买卖",
-            "卖家",
-            "买家",
-            "卖方",
-            "买方",
-            "售后",
-            "售价",
-            "haven't",
-            "havent",
-            "no need",
-            "as needed",
-            "if needed",
-            "please",
-        ),
-        _cue(NEUTRAL),
+        "出差|出来|出去|出现|出价|输出|出口|推出|支出|出错|出问题|出故障|出厂|出发|出门|收到"
+        "|收益|收费|收款|收入|接收|收藏|签收|验收|收货|回收价|税收|找我|找不到|有意|所有|没有"
+        "|有限|有点|只有|具有|有的|要求|求助|供需|买卖|卖家|买家|卖方|买方|售后|haven't|havent"
+        "|no need|as needed|if needed|please",
+        _Cue(WORD),
     ),
     # --- money named apart from a price ("U 结算", "pay in USDT") ---
-    (("usd", "usdt", "美金", "美元", "u结算", "u 结算", "付u", "us dollars"), _cue(MONEY, value=USD)),
-    (("rmb", "cny", "人民币"), _cue(MONEY, value=CNY)),
+    ("usd|usdt|美金|美元|u结算|u 结算|付u|us dollars", _Cue(MONEY, value=USD)),
+    ("rmb|cny|人民币", _Cue(MONEY, value=CNY)),
 )
 
-# English number words become digits for counting ("one HGX B200 server").
+# English number words, counted like digits ("one HGX B200 server").
 _NUMBER_WORDS = {
     "one": 1,
     "two": 2,
@@ -530,11 +243,12 @@ def _word_bounded(text: str, start: int, end: int) -> bool:
 
 
 _Check = Callable[[str, int, int], bool]
+_Entry = tuple[int, _Cue, "_Check | None", "str | None"]
 
 
 def _build_automaton() -> ahocorasick.Automaton:
-    """All dictionary look-ups in one automaton: value (length, cue, boundary check, cased)."""
-    entries: dict[str, tuple[int, _Cue, _Check | None, str | None]] = {}
+    """All dictionary look-ups in one automaton: key -> (length, cue, boundary check, cased)."""
+    entries: dict[str, _Entry] = {}
 
     def add(key: str, cue: _Cue, check: _Check | None, cased: str | None = None) -> None:
         if key in entries and entries[key][1] != cue:
@@ -552,46 +266,100 @@ def _build_automaton() -> ahocorasick.Automaton:
     for alias, name in places.CASED_ALIASES.items():
         add(alias.lower(), _Cue(PLACE, value=name), _word_bounded, alias)
     for spellings, cue in _KEYWORDS:
-        for key in spellings:
+        for key in _words(spellings):
             add(key, cue, _word_bounded)
     for word, number in _NUMBER_WORDS.items():
         add(word, _Cue(NUMWORD, value=number), _word_bounded)
 
     automaton = ahocorasick.Automaton()
-    for key, value in entries.items():
-        automaton.add_word(key, value)
+    for key, entry in entries.items():
+        automaton.add_word(key, entry)
     automaton.make_automaton()
     return automaton
 
 
 _AUTOMATON = _build_automaton()
 
+# A cue found in the text: (start, end, cue).
+_Hit = tuple[int, int, _Cue]
 
-@dataclass(frozen=True, slots=True)
-class _Hit:
-    start: int
-    end: int
-    cue: _Cue
-
-
-# ---------------------------------------------------------------------------------------------
-# Numbers: one token per number, classified from the words right around it.
-# ---------------------------------------------------------------------------------------------
+# =============================================================================================
+# Numbers: one token per number, classified from its own marks and the words around it.
+# =============================================================================================
 
 # Roles a number can play.
-PRICE, GPUS, SERVERS, CARDS, PER_SERVER, MEMORY, X_MODEL, X_THING, KUAI, BARE, QTY = range(11)
+(
+    PRICE,  # a price (value already multiplied out)
+    GPUS,  # a count of GPUs: 100张, 64 GPUs, 300 pcs
+    SERVERS,  # a count of servers: 10台, 4 nodes
+    CARDS,  # N卡: GPUs per server next to a server count, else a count of GPUs
+    PER_SERVER,  # GPUs per server: 8卡整机, 8-GPU, (8x each)
+    MEMORY,  # memory per GPU: 80G
+    X_MODEL,  # a count right before a model: 64x H100, 512 H100
+    X_THING,  # a count of some other thing: "3 x Supermicro ... (8x H100)"
+    KUAI,  # N块: cards or yuan, decided by what else the item says
+    BARE,  # a number with no marks; a price in a price list ("H100 1.70")
+    QTY,  # qty 10
+    DURATION,  # "for 2 weeks", "用3个月": how long the GPUs are wanted, so a rental
+) = range(12)
 
-_MODEL_MARK, _VARIANT_MARK = "\x01", "\x02"  # model/variant names blanked out for number scans
+_MODEL_MARK, _VARIANT_MARK = "\x01", "\x02"  # model/variant names blanked for the number scan
 
-_NUMBER = re.compile(
-    r"(?:(?P<x>(?<![a-z])[x×*])\s*"  # "x 24", "*8": a count after a model
-    r"|(?P<cur>us\$|\$|¥|(?<![a-z])(?:usd|rmb|cny)|人民币|美金|美元)\s*"
-    r"|(?<![a-z0-9_])(?<![a-z]-)(?<!\d\.))"  # not glued to a product code (NF5688, SYS-821GE)
+_UNIT_ATOM = (
+    r"(?:(?P<gh>卡时|卡小时|gpu[\s-]?h(?:ou)?rs?|gpu[\s-]?h)|(?P<month>个月|月|months?|mos?|mth)"
+    r"|(?P<year>年|years?|yrs?|annum)|(?P<hour>小时|时|hours?|hrs?|h)"
+    r"|(?P<gpu>卡|张|片|块|颗|gpus?|cards?|pcs?|pieces?|npus?)"
+    r"|(?P<server>台|节点|整机|nodes?|servers?|box(?:es)?|machines?|systems?|units?)"
+    r"|(?P<each>each|ea\.?|apiece))(?![a-z])"
+)
+_PER_SEPARATOR = r"(?:/|per\s+|a\s+(?=[a-z])|每\s*|一(?=[台张卡块片]))"
+_UNIT_ATOMS = re.compile(r"\s*" + _PER_SEPARATOR + r"?\s*" + _UNIT_ATOM)
+_EACH = r"(?:each|ea\.?|apiece)(?![a-z])"
+
+# One number, anchored at its first digit: value, multiplier, currency, then either the units
+# of a price, a distractor unit, or a counter.
+_TOKEN = re.compile(
     r"(?P<num>\d{1,3}(?:,\d{3})+(?!\d)|\d+(?:\.\d+)?)"
     r"(?:\s?(?P<mult>百万|万|亿|千|w(?![a-z])(?!/\s)|k(?![a-z])|m(?![a-z])|mn(?![a-z])"
-    r"|million(?![a-z])))?"
-    r"(?:\s?(?P<cur2>元|块|rmb|cny|usdt|usd|美元|美金|人民币|刀|u(?![a-z])))?"
+    r"|million(?![a-z])))?(?P<plus>\+)?"
+    r"(?:\s?(?P<cur>元|块|rmb|cny|usdt|usd|美元|美金|人民币|刀|u(?![a-z])))?"
+    r"(?:(?P<per>(?:\s*" + _PER_SEPARATOR + r"\s*"
+    r"(?:卡时|卡小时|gpu[\s-]?h(?:ou)?rs?|gpu[\s-]?h|个月|月|months?|mos?|mth|年|years?|yrs?"
+    r"|annum|小时|时|hours?|hrs?|h|卡|张|片|块|颗|gpus?|cards?|pcs?|pieces?|npus?|台|节点|整机"
+    r"|nodes?|servers?|box(?:es)?|machines?|systems?|units?)(?![a-z]))+(?:\s*" + _EACH + r")?"
+    r"|\s*" + _EACH + r")"
+    # Dates, durations, times, percentages, power, network speeds, disks, RAM, CPU models,
+    # minimum orders ("8卡起") and voucher card-hours are not counts or prices.
+    r"|(?P<skip>\s*(?:个多?月|月(?!租|付)|年(?!租|付)|周|天|日|号|个?小时|点|%|度|核|线程|路|岁"
+    r"|分钟|:\d|[a-z]{1,2}\+|[-/.]\d{1,2}[-/.]\d|-\d{5,}|/\s*(?:度|kwh)"
+    r"|-?\s*(?:months?|mos?|mths?|years?|yrs?|weeks?|wks?|days?|hours?|hrs?|mins?|minutes?"
+    r"|am|pm)(?![a-z])|t(?:b|bps)?(?![a-z0-9])|[gm]bps|gb/s"
+    r"|[gm]b?\s*(?:ib|infiniband|roce|网卡|网络|以太网|带宽|ethernet|nic)(?![a-z])"
+    r"|g?b?\s*(?:内存|ram|ddr\d?|ssd|nvme|硬盘|系统盘|数据盘|存储|disk|hdd)(?![a-z])|kw|mw"
+    r"|卡时|卡小时|tdp|功耗|电源|psu|[卡张台片]?\s*起(?!价|租\s*\d|租期)))"
+    r"|\s*(?:"
+    r"(?P<each>(?:gpus?|cards?|npus?|卡|x)\s*(?:each|apiece|/\s*(?:node|server|box|台|机)"
+    r"|per\s+(?:node|server|box|machine)|每台))"
+    r"|(?P<card>卡)(?P<cardbox>\s*(?:整机|服务器|机器|主机|机|servers?|nodes?|box(?:es)?"
+    r"|节点)(?![a-z]))?"
+    r"|(?P<gpu>张|片|颗|pcs?|pieces?|cards?|gpus?|npus?)(?![a-z])"
+    r"|(?P<server>台|节点|套|nodes?|servers?|box(?:es)?|machines?|hosts?)(?![a-z])"
+    r"|(?P<dash>-\s*(?:gpus?|cards?|npus?|way))(?![a-z])"
+    r"|(?P<x>[x×*])"
+    r"|(?P<mem>gb?)(?![a-z0-9])"
+    r"|(?P<avail>available|avail|in stock|left|remaining|现货)(?![a-z])"
+    r"))?"
 )
+_DIGIT = re.compile(r"\d")
+_GLUED_RUN = re.compile(r"[0-9a-z_.]*")  # the rest of a product code such as nf5688
+_PHONE_RUN = re.compile(r"[\d\s-]*")
+_MOBILE_TAIL = re.compile(r"[\s-]?\d{4}[\s-]?\d{4}(?!\d)")  # 139 0000 1234
+_NETWORK_TAIL = re.compile(r"\s*[gmt]?b?(?:ps)?\s*[x×*]\s*\d+")  # the "×8" of "IB 400G×8"
+_DURATION = re.compile(r"\s*-?\s*(?:个多?月|周|天|星期|年|months?|weeks?|days?|years?|yrs?|mos?)")
+_FOR_BEFORE = re.compile(r"(?:(?<![a-z])for(?:\s+(?:a|about|around|another))?|用)\s*$")
+_YEAR_BEFORE = re.compile(r"(?:q[1-4]|in|by|since|from|until|till|before|after|early|late)\s*$")
+_CURRENCY_PREFIXES = ("us$", "$", "¥", "usd", "rmb", "cny", "人民币", "美金", "美元")
+_USD_MARKS = frozenset({"$", "us$", "usd", "usdt", "美元", "美金", "u", "刀"})
 _MULTIPLIERS = {
     "万": 10_000,
     "w": 10_000,
@@ -604,122 +372,24 @@ _MULTIPLIERS = {
     "million": 1_000_000,
 }
 _CJK_MULTIPLIERS = frozenset({"万", "w", "亿", "千", "百万"})
-_USD_MARKS = frozenset({"$", "us$", "usd", "usdt", "美元", "美金", "u", "刀"})
-_CNY_MARKS = frozenset({"¥", "rmb", "cny", "人民币", "元", "块"})
+_MILLIONS = frozenset({"m", "mn", "million"})
+_GENERATIONS = frozenset({"3", "4", "5", "6", "3.0", "4.0", "5.0", "6.0"})  # PCIe 5.0
 
-# After a number: dates, durations, speeds, disks, RAM, CPU models, percentages, times of day.
-_NOT_A_COUNT_AFTER = re.compile(
-    r"\s*(?:个多?月|月(?!租|付)|年(?!租|付)|周|天|日|号|个?小时|点|%|度|核|线程|路|岁|分钟"
-    r"|:\d|\+|[a-z]{1,2}\+|[-/.]\d{1,2}[-/.]\d|-\d{5,}"
-    r"|/\s*(?:度|kwh)"
-    r"|-?\s*(?:months?|mos?|mths?|years?|yrs?|weeks?|wks?|days?|hours?|hrs?|mins?|minutes?"
-    r"|am|pm)(?![a-z])"
-    r"|t(?:b|bps)?(?![a-z0-9])|[gm]bps|gb/s|[gm]b?\s*(?:ib|infiniband|roce|网卡|网络|以太网|带宽"
-    r"|ethernet|nic)(?![a-z])|g?b?\s*(?:内存|ram|ddr\d?|ssd|nvme|硬盘|系统盘|数据盘|存储|disk|hdd)"
-    r"|kw|mw|卡时)"
-)
-# Before a number: the thing it measures is not a GPU count or price.
-_NOT_A_COUNT_BEFORE = re.compile(
-    r"(?:(?<![a-z])(?:ib|infiniband|roce|ndr|hdr|nic|ethernet|bandwidth|uplink|ram|ddr\d?|ssd"
-    r"|nvme|storage|disk|cpu|xeon|epyc|intel|amd|platinum|tdp|power|deposit|fee"
-    r"|min(?:imum)?\.?(?:\s*order)?|moq|at least|v|ver|version)"
-    r"|网卡|带宽|网络|以太网|光口|内存|硬盘|存储|系统盘|数据盘|至强|双路|处理器|铂金|金牌"
-    r"|电费|电价|功耗|电源|押金|定金|订金|保证金|运费|税点|手续费"
-    r"|最少|起订|最低|至少|起租|最短|第|\+)\s*[:：]?\s*[x×*]?\s*$"
-)
-_GENERATION_BEFORE = re.compile(r"(?:pcie|pci-e|gen)\s*$")  # "PCIe 5.0" is a bus version
-_YEAR_BEFORE = re.compile(r"(?:q[1-4]|in|by|since|from|until|till|before|after|early|late|mid)\s*$")
-_MIN_AFTER = re.compile(r"\s*(?:[卡张台片]\s*)?起(?!价|租\s*\d|租期)")
-
-# The unit right after a count.
-_COUNTER = re.compile(
-    r"\s*(?:"
-    r"(?P<each>(?:gpus?|cards?|npus?|卡|x)\s*(?:each|apiece|/\s*(?:node|server|box|台|机)"
-    r"|per\s+(?:node|server|box|machine)|每台))"
-    r"|(?P<card>卡(?!时))(?P<cardbox>\s*(?:整机|服务器|机器|主机|机|servers?|nodes?|box(?:es)?"
-    r"|节点)(?![a-z]))?"
-    r"|(?P<gpu>张|片|颗|pcs?(?![a-z])|pieces?(?![a-z])|cards?(?![a-z])|gpus?(?![a-z])"
-    r"|npus?(?![a-z]))"
-    r"|(?P<server>台|节点|套|nodes?(?![a-z])|servers?(?![a-z])|box(?:es)?(?![a-z])"
-    r"|machines?(?![a-z])|hosts?(?![a-z]))"
-    r"|(?P<dash>-\s*(?:gpus?|cards?|npus?|way)(?![a-z])|卡机)"
-    r"|(?P<x>[x×*])"
-    r"|(?P<mem>gb?(?![a-z0-9]))"
-    r"|(?P<avail>available|avail|in stock|left|remaining|现货)(?![a-z])"
-    r")"
-)
-# "one 8x RTX 4090 box": the first number counts what the second describes.
-_BEFORE_COUNT = re.compile(r"\s+\d+\s*(?:[x×*]|-\s*gpu|卡)")
 _AFTER_X = re.compile(r"\s*(?:(?P<each>each|apiece)|(?P<close>\))|(?P<model>[\x02\s]*\x01))")
 _BEFORE_MODEL = re.compile(r"[\s\x02]*\x01")
+_BEFORE_COUNT = re.compile(r"\s+\d+\s*(?:[x×*]|-\s*gpu|卡)")  # "one 8x RTX 4090 box"
 _SERVER_BEFORE_X = re.compile(
     r"(?:servers?|nodes?|box(?:es)?|machines?|整机|服务器|机器|主机|台|节点|\d\s*卡)\s*[,，]?\s*$"
 )
-# Whether the model is followed by a server noun: "HGX H100 servers", "H800 8卡 nodes".
+# A server noun right after the model: "HGX H100 servers", "8x H100 node".
 _SERVER_AFTER_MODEL = re.compile(
     r"[\x01\x02\s-]*(?:\d+\s*gb?\s*)?[\x02\s]*(?:(?P<plural>servers|nodes|boxes|machines|systems)"
     r"|(?P<single>server|node|box|machine|system|整机|服务器|机器|主机|节点))(?![a-z])"
 )
-_QTY_BEFORE = re.compile(r"(?:qty|quantity|数量|数目|count)\s*[:：]?\s*$")
-
-# A price's unit and period: "/GPU/hr", "/台/月", " per node per month", "一张", " each".
-_PER_ATOM = re.compile(
-    r"\s*(?P<sep>/|per\s+|a\s+(?=[a-z])|每\s*|一(?=[台张卡块片]))?\s*"
-    r"(?:(?P<gh>卡时|卡小时|gpu[\s-]?h(?:ou)?rs?(?![a-z])|gpu[\s-]?h(?![a-z]))"
-    r"|(?P<month>个月|月|months?(?![a-z])|mos?(?![a-z])|mth(?![a-z]))"
-    r"|(?P<year>年|years?(?![a-z])|yrs?(?![a-z])|annum(?![a-z]))"
-    r"|(?P<hour>小时|时|hours?(?![a-z])|hrs?(?![a-z])|h(?![a-z]))"
-    r"|(?P<gpu>卡|张|片|块|颗|gpus?(?![a-z])|cards?(?![a-z])|pcs?(?![a-z])|pieces?(?![a-z])"
-    r"|npus?(?![a-z]))"
-    r"|(?P<server>台|节点|整机|nodes?(?![a-z])|servers?(?![a-z])|box(?:es)?(?![a-z])"
-    r"|machines?(?![a-z])|systems?(?![a-z])|units?(?![a-z]))"
-    r"|(?P<each>each(?![a-z])|ea(?![a-z])\.?|apiece(?![a-z])))"
-)
-# Words before a price that say what it is for: "月租 7w", "每卡每月 3500元", "单卡 9.6w".
-_SPAN_BEFORE = re.compile(
-    r"(?P<month>月租|月付|每月|包月|按月|monthly|per month)|(?P<year>年租|年付|每年|包年|yearly"
-    r"|annual|per year)|(?P<hour>时租|每小时|hourly|per hour)"
-)
-_UNIT_BEFORE = re.compile(
-    r"(?P<gpu>每卡|单卡|按卡|每张|单张|每片|per gpu|per card)|(?P<server>每台|单台|每节点|整机"
-    r"|per node|per server|per box)"
-)
-_PRICE_BEFORE = re.compile(
-    r"(?:月租|年租|租金|预算|单价|价格|报价|售价|价|budget|target|price|up to|paying|pay|@|at"
-    r"|rate|cost|asking|只要|仅)\s*[:：]?\s*$"
-)
-_CLAUSE_CUT = re.compile(r".*[,，;。\n!?]", re.S)
-
-_CN_COUNT = re.compile(
-    r"(?<![数几多上每单第])([一二两三四五六七八九十百千万]+)\s*(台|张|卡(?!时)|片|块|套|节点)"
-)
-_CN_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8}
-_CN_DIGITS["九"] = 9
+_CN_COUNT = re.compile(r"([一二两三四五六七八九十百千万]+)\s*(台|张|卡(?!时)|片|块|套|节点)")
+_CN_NOT_A_COUNT = frozenset("数几多上每单第")
+_CN_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _CN_UNITS = {"十": 10, "百": 100, "千": 1000, "万": 10_000}
-
-_PHONE = re.compile(
-    r"(?<![\d.])(?:\+\d{1,3}[\s-]?\d{2,5}(?:[\s-]?\d{2,5}){1,3}|1[3-9]\d(?:[\s-]?\d{4}){2}"
-    r"|0\d{2,3}-\d{7,8})(?![\d.])"
-)
-_CONTACT = re.compile(
-    r"https?://\S+|www\.\S+|(?<![a-z0-9._%+-])[a-z0-9._%+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)+"
-    r"|(?<![\w@])@[\w.]+|(?<![a-z0-9_])(?:vx|wx|v信|微信号?|wechat|weixin|tg|telegram|whatsapp)"
-    r"\s*[:：]?\s*[a-z0-9_+-]{4,}|(?<![a-z0-9_])[a-z][a-z0-9]*(?:_[a-z0-9]+)+"
-)
-_SEGMENT_BREAK = re.compile(r"[\n\r;。]+")
-_CLAUSE_BREAK = re.compile(r"[\n\r;。!?]")
-_SPLIT_MARK = re.compile(r"[,，、;|!?]|\.\s")
-_COUNT_TAIL = re.compile(r"(?:\d[\d,.]*\s*[x×*]?\s*)$")
-_LIST_GAP = re.compile(r"[\s\x02/、,，&+|]*(?:和|及|与|或|or|and)?[\s\x02/、,，&+|]*")
-_BARE_ITEM = re.compile(r"[\s\x01\x02\-•*·>()]*(?:\d+\s*gb?)?[\s\x01\x02\-•*·>():：]*")
-_SERVER_WORD = re.compile(
-    r"台|整机|服务器|机器|节点|主机|卡机|(?<![a-z])(?:servers?|nodes?|box(?:es)?|machines?)(?![a-z])"
-)
-_PER_HINT = re.compile(
-    r"(?:per|/|每)\s*(?:(?P<gh>gpu[\s-]?h(?:ou)?rs?|卡时)|(?P<gpu>gpu|card|卡|张)|(?P<server>node"
-    r"|server|box|台))(?:\s*(?:per|/|每)?\s*(?:(?P<hour>hours?|hrs?|h|小时|时)|(?P<month>months?"
-    r"|mo|月)|(?P<year>years?|yr|年)))?|卡时"
-)
 
 
 @dataclass(slots=True)
@@ -729,26 +399,37 @@ class _Num:
     start: int
     end: int
     role: int
-    value: Decimal
+    value: Decimal | int  # Decimal for prices and bare decimals, int for counts
     unit: QuantityUnit | None = None  # prices: what one price buys
     span: str | None = None  # prices: hour / month / year
     currency: Currency | None = None  # prices: stated currency (or implied by 万/w)
-    chinese: bool | None = None  # prices: written with Chinese units (元/卡时, /台)
-    each: bool = False  # prices: "each" (per whatever is counted)
-    plural: bool = False  # model counts: "8x H100 nodes" vs "8x H100 node"
+    chinese: bool | None = None  # prices: units written in Chinese (元/卡时, /台)
+    each: bool = False  # prices: "each", i.e. per whatever is counted
+    plural: bool = False  # model counts: "8x H100 nodes" rather than "8x H100 node"
     server_after: bool = False  # model counts: a server noun follows the model
-    paren: bool = False  # counts: inside brackets, "(8 GPUs)"
+    paren: bool = False  # counts: in brackets, "(8 GPUs)"
 
 
-def _decimal(text: str) -> Decimal | None:
-    try:
-        return Decimal(text.replace(",", ""))
-    except InvalidOperation:
-        return None
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What the cues just before a number say about it."""
+
+    ignore: bool = False
+    price: bool = False
+    qty: bool = False
+    span: str | None = None
+    unit: QuantityUnit | None = None
+    chinese: bool = False
+    generation: bool = False  # right after "PCIe": a bus version
+
+
+_NO_CONTEXT = _Context()
+_CLAUSE_MARK = re.compile(r"[,，;。\n!?]")
+_PREFIX_LAST = frozenset("$¥dbyu币金元")  # last characters of the currency prefixes
 
 
 def _whole(value: Decimal) -> Decimal:
-    """75000.0 -> 75000, 1.70 -> 1.7; keeps the contract's numbers tidy."""
+    """75000.0 -> 75000 and 1.70 -> 1.7, so the contract's numbers stay tidy."""
     if value == value.to_integral_value():
         return value.quantize(Decimal(1))
     return value.normalize()
@@ -762,7 +443,7 @@ def _chinese_number(text: str) -> int | None:
             if digit is not None:
                 return None
             digit = _CN_DIGITS[char]
-        elif char in _CN_UNITS:
+        else:
             unit = _CN_UNITS[char]
             if unit == 10_000:
                 total = (total + section + (digit or 0)) * unit
@@ -770,290 +451,381 @@ def _chinese_number(text: str) -> int | None:
             else:
                 section += (1 if digit is None else digit) * unit
             digit = None
-        else:
-            return None
     return total + section + (digit or 0)
 
 
-def _window(text: str, start: int, size: int = 14) -> str:
-    """The words just before `start`, cut at the last clause break."""
-    window = text[max(0, start - size) : start]
-    cut = _CLAUSE_CUT.match(window)
-    return window[cut.end() :] if cut else window
+class _Scanner:
+    """Reads every number of one message, in text order."""
 
+    def __init__(self, low: str, marked: str, hits: list[_Hit]) -> None:
+        self.low = low
+        self.marked = marked
+        self.hits = hits
+        # Only cues that say something about the next number matter here (IB, 月租, 每卡...).
+        self.cues = [hit for hit in hits if hit[2].before or hit[2].span or hit[2].unit or (
+            hit[2].kind == VARIANT and hit[2].value == "PCIe"
+        )]
+        self.cue_ends = [end for _, end, _ in self.cues]  # hits do not overlap: sorted by end
 
-def _read_per(text: str, pos: int) -> tuple[int, QuantityUnit | None, str | None, bool, bool]:
-    """Unit atoms after a price: (end, unit, span, each, chinese)."""
-    unit: QuantityUnit | None = None
-    span: str | None = None
-    each = False
-    chinese = False
-    while True:
-        m = _PER_ATOM.match(text, pos)
-        if m is None or (m.group("sep") is None and m.group("each") is None):
-            break
-        kind = m.lastgroup
-        if kind == "gh":
-            unit, span = unit or GPU, span or "hour"
-        elif kind in ("month", "year", "hour"):
-            span = span or kind
-        elif kind == "gpu":
-            unit = unit or GPU
-        elif kind == "server":
-            unit = unit or SERVER
-        else:
-            each = True
-        chinese = chinese or not m.group(kind)[0].isascii()
-        pos = m.end()
-    return pos, unit, span, each, chinese
+    def scan(self) -> list[_Num]:
+        numbers: list[_Num] = []
+        marked = self.marked
+        pos = 0
+        while True:
+            digit = _DIGIT.search(marked, pos)
+            if digit is None:
+                break
+            start = digit.start()
+            token = _TOKEN.match(marked, start)
+            assert token is not None  # a digit always starts a number
+            num, pos = self._read(start, token)
+            if num is not None:
+                numbers.append(num)
+        low = self.low
+        if "台" in low or "张" in low or "卡" in low or "片" in low or "套" in low:
+            self._add_chinese_counts(numbers)
+        return numbers
 
+    def _read(self, start: int, token: re.Match[str]) -> tuple[_Num | None, int]:
+        """One number: (its reading or None, where to continue scanning)."""
+        kind = token.lastgroup  # which suffix matched: "per", "skip", "card", "gpu", ... or none
+        end = token.end()
+        if kind == "skip":
+            if _DURATION.match(token.group("skip")) and _FOR_BEFORE.search(
+                self.marked, max(0, start - 12), start
+            ):
+                return _Num(start, end, DURATION, 0), end
+            return None, end
+        marked = self.marked
+        lead, prefix, after_x = start, None, False
+        j = start
+        while j > 0 and marked[j - 1] == " ":
+            j -= 1
+        if j > 0:
+            prev = marked[j - 1]
+            if prev in _PREFIX_LAST:
+                prefix = next((p for p in _CURRENCY_PREFIXES if marked.startswith(p, j - len(p))), None)
+                if prefix is not None:
+                    lead = j - len(prefix)
+            elif prev in "x×*" and not (j > 1 and marked[j - 2].isascii() and marked[j - 2].isalpha()):
+                lead, after_x = j - 1, True
+            if prefix is None and not after_x and j == start:
+                if prev == "+":  # an international phone number
+                    return None, _PHONE_RUN.match(marked, start).end()  # type: ignore[union-attr]
+                if (prev.isascii() and (prev.isalnum() or prev in "_.")) or (
+                    prev == "-" and j > 1 and marked[j - 2].isascii() and marked[j - 2].isalpha()
+                ):  # part of a product code: NF5688, SYS-821GE
+                    return None, _GLUED_RUN.match(marked, start).end()  # type: ignore[union-attr]
 
-def _scan_numbers(low: str, marked: str, phones: Sequence[tuple[int, int]]) -> list[_Num]:
-    """Every number of the message with its role, in text order."""
-    numbers: list[_Num] = []
-    skip_until = 0
-    for m in _NUMBER.finditer(marked):
-        start, end = m.start(), m.end()
-        if start < skip_until or any(a <= m.start("num") < b for a, b in phones):
-            continue
-        num = _classify(low, marked, m)
-        if num is not None:
-            numbers.append(num)
-            skip_until = num.end
-    if _has_cjk_count(low):
-        _add_chinese_counts(low, numbers)
-    return numbers
+        digits, mult, plus, cur = token.group(1, 2, 3, 4)
+        plain = digits.replace(",", "") if "," in digits else digits
+        if len(plain) >= 9 and "." not in plain:
+            return None, end  # phone numbers and account numbers
+        if plus and len(digits) == 4 and mult is None:
+            return None, end  # a CPU model such as 8480+; "1,000+ GPUs" is a count
+        if len(plain) == 3 and plain[0] == "1" and plain[1] in "3456789":
+            tail = _MOBILE_TAIL.match(marked, token.end(1))
+            if tail is not None:
+                return None, tail.end()
+        context = self._context(lead)
+        if context.ignore or (context.generation and plain in _GENERATIONS and kind == "num"):
+            tail = _NETWORK_TAIL.match(marked, token.end(1))
+            return None, max(end, tail.end() if tail else end)
+        if len(plain) == 4 and plain.startswith("20") and mult is None:
+            if _YEAR_BEFORE.search(marked, max(0, lead - 8), lead) or marked.startswith("年", end):
+                return None, end
 
+        if cur == "u" and mult is None and kind != "per" and plain.isdigit() and int(plain) <= 10:
+            return None, end  # a 4U chassis, not 4 USDT
+        if not after_x and (
+            prefix is not None or mult is not None or cur is not None or kind == "per" or context.price
+        ):
+            price = self._price(lead, token, kind, Decimal(plain), prefix, context)
+            if price is not None:
+                return price, end
+        if mult is not None:
+            if mult in _MILLIONS:
+                return None, end
+            scaled = Decimal(plain) * _MULTIPLIERS[mult]
+            if scaled != scaled.to_integral_value():
+                return None, end
+            plain = str(int(scaled))  # "1k GPUs" counts a thousand
+        if "." in plain:
+            if after_x or cur == "块":
+                return None, end
+            return _Num(lead, end, BARE, Decimal(plain)), end  # maybe a price in a price list
+        value = int(plain)
+        if value <= 0:
+            return None, end
+        if cur == "块":
+            return _Num(lead, end, KUAI, value), end
+        return self._count(lead, token, kind, value, after_x, context), end
 
-def _has_cjk_count(low: str) -> bool:
-    return any(c in low for c in "台张卡片块套点")
+    def _context(self, lead: int) -> _Context:
+        """The cues just before a number (same clause, within a dozen characters)."""
+        cue_ends = self.cue_ends
+        if not cue_ends:
+            return _NO_CONTEXT
+        i = bisect_right(cue_ends, lead) - 1
+        if i < 0 or cue_ends[i] < lead - 14:
+            return _NO_CONTEXT
+        hits, low = self.cues, self.low
+        ignore = price = qty = chinese = generation = False
+        span: str | None = None
+        unit: QuantityUnit | None = None
+        first = True
+        while i >= 0:
+            hit_start, hit_end, cue = hits[i]
+            if hit_end < lead - 14:
+                break
+            gap = low[hit_end:lead]
+            if gap and _CLAUSE_MARK.search(gap):
+                break
+            if first and not gap.strip(" :=\t"):
+                before = cue.before
+                ignore = bool(before & IGNORE_NEXT)
+                price = bool(before & PRICE_NEXT)
+                qty = bool(before & QTY_NEXT)
+                generation = cue.kind == VARIANT and cue.value == "PCIe"
+            if cue.span is not None and span is None:
+                span = cue.span
+                chinese = not low[hit_start].isascii()
+            if cue.unit is not None and unit is None:
+                unit = cue.unit
+            first = False
+            lead = hit_start
+            i -= 1
+        return _Context(ignore, price, qty, span, unit, chinese, generation)
 
-
-def _add_chinese_counts(low: str, numbers: list[_Num]) -> None:
-    """两台, 十台, 一台, 千卡: counts written in Chinese numerals."""
-    taken = [(n.start, n.end) for n in numbers if n.role == PRICE]
-    added = False
-    for m in _CN_COUNT.finditer(low):
-        if any(a <= m.start() < b for a, b in taken):
-            continue  # "75w一台" is per server, not one server
-        value = _chinese_number(m.group(1))
-        if not value:
-            continue
-        counter = m.group(2)
-        role = SERVERS if counter in ("台", "套", "节点") else CARDS if counter == "卡" else GPUS
-        numbers.append(_Num(m.start(), m.end(), role, Decimal(value)))
-        added = True
-    if added:
-        numbers.sort(key=lambda n: n.start)
-
-
-def _classify(low: str, marked: str, m: re.Match[str]) -> _Num | None:
-    """What one number is, from its own marks and the words right before and after it."""
-    start, end = m.start(), m.end()
-    digits = m.group("num")
-    mult = m.group("mult")
-    cur = m.group("cur")
-    cur2 = m.group("cur2")
-    x = m.group("x")
-
-    if _NOT_A_COUNT_AFTER.match(low, end) or _MIN_AFTER.match(low, end):
-        return None
-    if mult == "w" and re.match(r"\s*(?:tdp|功耗|电源|psu)", low[end : end + 6]):
-        return None  # 700W is a power rating
-    before = _window(low, start)
-    if _NOT_A_COUNT_BEFORE.search(before):
-        return None
-    if _GENERATION_BEFORE.search(before) and digits in ("3", "4", "5", "6", "3.0", "4.0", "5.0"):
-        return None
-    plain = digits.replace(",", "")
-    if len(plain) >= 9 and "." not in plain:
-        return None  # account numbers, IDs
-    if len(plain) == 4 and plain.startswith("20") and mult is None and cur is None:
-        if _YEAR_BEFORE.search(before) or low.startswith("年", end):
-            return None
-    value = _decimal(digits)
-    if value is None:
-        return None
-    if cur2 == "u" and mult is None and value == value.to_integral_value() and value <= 10:
-        if not low.startswith(("/", "每"), end):
-            return None  # 4U chassis, not 4 USDT
-
-    if x is None:
-        price = _as_price(low, marked, m, value, before)
-        if price is not None:
-            return price
-    if mult in ("m", "mn", "million"):
-        return None
-    if mult is not None:
-        value = value * _MULTIPLIERS[mult]
-    if cur2 == "块":
-        return _Num(start, end, KUAI, value)
-    if value <= 0 or x is not None and value != value.to_integral_value():
-        return None
-    if value != value.to_integral_value():
-        return _Num(start, end, BARE, value)  # not a count; maybe a price in a price list
-    return _as_count(low, marked, start, end, value, x is not None, before)
-
-
-def _as_price(
-    low: str, marked: str, m: re.Match[str], value: Decimal, before: str
-) -> _Num | None:
-    """The number as a price, if anything marks it as one."""
-    mult, cur, cur2 = m.group("mult"), m.group("cur"), m.group("cur2")
-    end, unit, span, each, chinese = _read_per(marked, m.end())
-    marked_money = cur is not None or (cur2 is not None and cur2 != "块")
-    has_sep = end > m.end() and not each
-    if not (marked_money or mult in _CJK_MULTIPLIERS or has_sep):
-        if each and (mult in ("k", "m") or value >= 100):
-            pass
-        elif _PRICE_BEFORE.search(before) and not _COUNTER.match(low, m.end()):
-            if mult not in (None, "k"):
+    def _price(
+        self,
+        lead: int,
+        token: re.Match[str],
+        kind: str | None,
+        value: Decimal,
+        prefix: str | None,
+        context: _Context,
+    ) -> _Num | None:
+        """The number as a price, if anything marks it as one."""
+        mult, cur = token.group(2, 4)
+        unit: QuantityUnit | None = None
+        span: str | None = None
+        each = False
+        chinese = False
+        if kind == "per":
+            for atom in _UNIT_ATOMS.finditer(token.group("per")):
+                atom_kind = atom.lastgroup
+                if atom_kind == "gh":
+                    unit, span = unit or GPU, span or "hour"
+                elif atom_kind == "gpu":
+                    unit = unit or GPU
+                elif atom_kind == "server":
+                    unit = unit or SERVER
+                elif atom_kind == "each":
+                    each = True
+                else:
+                    span = span or atom_kind
+                chinese = chinese or not atom.group(atom_kind)[0].isascii()  # type: ignore[index]
+        money = prefix is not None or (cur is not None and cur != "块")
+        if not (money or mult in _CJK_MULTIPLIERS or unit is not None or span is not None):
+            if each and (mult in ("k", "m") or value >= 100):
+                pass  # "25k each"
+            elif not (context.price and mult in (None, "k") and kind in ("num", "mult", "per")):
                 return None
-        else:
-            return None
-    if mult in ("m", "mn", "million") and not marked_money:
-        return None
-    if mult is not None:
-        value = value * _MULTIPLIERS[mult]
-    currency: Currency | None = None
-    for mark in (cur, cur2):
-        if mark is not None:
-            mark = mark.strip()
+        if mult is not None:
+            if mult in _MILLIONS and not money:
+                return None
+            value *= _MULTIPLIERS[mult]
+        currency: Currency | None = None
+        for mark in (prefix, cur):
             if mark in _USD_MARKS:
                 currency = USD
-            elif mark in _CNY_MARKS and currency is None:
+            elif mark is not None and currency is None:
                 currency = CNY
-    if currency is None and mult in _CJK_MULTIPLIERS:
-        currency = CNY
-    if span is None or unit is None:
-        hint_span = _SPAN_BEFORE.search(before)
-        if span is None and hint_span is not None:
-            span = hint_span.lastgroup
-            chinese = chinese or not hint_span.group(0).isascii()
-        hint_unit = _UNIT_BEFORE.search(before)
-        if unit is None and hint_unit is not None:
-            unit = GPU if hint_unit.lastgroup == "gpu" else SERVER
-    if unit is not None or span is not None:
-        script: bool | None = chinese
-    else:
-        script = None
-    return _Num(
-        m.start(),
-        end,
-        PRICE,
-        _whole(value),
-        unit=unit,
-        span=span,
-        currency=currency,
-        chinese=script,
-        each=each,
-    )
+        if currency is None and mult in _CJK_MULTIPLIERS:
+            currency = CNY
+        if span is None and context.span is not None:
+            span, chinese = context.span, chinese or context.chinese
+        if unit is None:
+            unit = context.unit
+        script = chinese if (kind == "per" or context.span is not None) else None
+        return _Num(
+            lead,
+            token.end(),
+            PRICE,
+            _whole(value),
+            unit=unit,
+            span=span,
+            currency=currency,
+            chinese=script,
+            each=each,
+        )
 
-
-def _as_count(
-    low: str, marked: str, start: int, end: int, value: Decimal, after_x: bool, before: str
-) -> _Num | None:
-    """The number as a count of GPUs or servers, GPUs per server, or memory."""
-    paren = before.rstrip().endswith("(")
-    c = _COUNTER.match(marked, end)
-    kind = c.lastgroup if c is not None else None
-    if kind == "cardbox":
-        kind = "card"
-    if c is not None and kind is not None:
-        stop = c.end()
+    def _count(
+        self,
+        lead: int,
+        token: re.Match[str],
+        kind: str | None,
+        value: int,
+        after_x: bool,
+        context: _Context,
+    ) -> _Num | None:
+        """The number as a count of GPUs or servers, GPUs per server, or memory."""
+        marked = self.marked
+        end = token.end()
         if kind == "each":
-            return _Num(start, stop, PER_SERVER, value)
-        if kind == "card":
-            role = PER_SERVER if c.group("cardbox") else CARDS
-            return _Num(start, c.end("card"), role, value, paren=paren)
-        if kind in ("gpu", "avail"):
-            return _Num(start, stop, GPUS, value, paren=paren)
+            return _Num(lead, end, PER_SERVER, value)
+        if kind == "cardbox":
+            return _Num(lead, token.end("card"), PER_SERVER, value)
+        if kind in ("card", "gpu", "avail"):
+            paren = marked[max(0, lead - 2) : lead].rstrip().endswith("(")
+            if kind == "card":
+                return _Num(lead, token.end("card"), CARDS, value, paren=paren)
+            return _Num(lead, end, GPUS, value, paren=paren)
         if kind == "server":
-            return _Num(start, stop, SERVERS, value)
+            return _Num(lead, end, SERVERS, value)
         if kind == "dash":
-            return _Num(start, stop, PER_SERVER if value <= 16 else GPUS, value)
+            return _Num(lead, end, PER_SERVER if value <= 16 else GPUS, value)
         if kind == "mem":
-            if after_x or int(value) not in catalog.MEMORY_SIZES:
+            if after_x or value not in catalog.MEMORY_SIZES:
                 return None
-            return _Num(start, stop, MEMORY, value)
+            return _Num(lead, end, MEMORY, value)
         if kind == "x" and not after_x:
-            return _x_count(marked, start, stop, value)
-    if after_x:
-        role = SERVERS if _SERVER_BEFORE_X.search(low, max(0, start - 16), start) else GPUS
-        return _Num(start, end, role, value)
-    if _BEFORE_MODEL.match(marked, end):
-        return _model_count(marked, start, end, value, X_MODEL)
-    if _QTY_BEFORE.search(before):
-        return _Num(start, end, QTY, value)
-    if _BEFORE_COUNT.match(marked, end):
-        return _Num(start, end, X_THING, value)
-    return _Num(start, end, BARE, value)
+            return self._x_count(lead, end, value)
+        if after_x:
+            server = _SERVER_BEFORE_X.search(self.low, max(0, lead - 16), lead)
+            return _Num(lead, end, SERVERS if server else GPUS, value)
+        if _BEFORE_MODEL.match(marked, end):
+            return self._model_count(lead, end, value)
+        if context.qty:
+            return _Num(lead, end, QTY, value)
+        if _BEFORE_COUNT.match(marked, end):
+            return _Num(lead, end, X_THING, value)
+        return _Num(lead, end, BARE, value)
+
+    def _x_count(self, lead: int, end: int, value: int) -> _Num:
+        """`8x ...`: a count of what follows, or GPUs per server (`(8x each)`)."""
+        after = _AFTER_X.match(self.marked, end)
+        if after is not None and (after.group("each") or after.group("close")):
+            return _Num(lead, after.end(), PER_SERVER, value)
+        if after is not None and after.group("model"):
+            return self._model_count(lead, end, value)
+        return _Num(lead, end, X_THING, value)
+
+    def _model_count(self, lead: int, end: int, value: int) -> _Num:
+        """`64x H100`, `512 H100`, `2x HGX H100 servers`: notes a server noun after the model."""
+        marked = self.marked
+        model_end = marked.find(_MODEL_MARK, end)
+        while model_end < len(marked) and marked[model_end] == _MODEL_MARK:
+            model_end += 1
+        noun = _SERVER_AFTER_MODEL.match(marked, model_end)
+        return _Num(
+            lead,
+            end,
+            X_MODEL,
+            value,
+            server_after=noun is not None,
+            plural=noun is not None and noun.group("plural") is not None,
+        )
+
+    def _add_chinese_counts(self, numbers: list[_Num]) -> None:
+        """两台, 十台, 一台, 千卡: counts written in Chinese numerals."""
+        prices = [(n.start, n.end) for n in numbers if n.role == PRICE]
+        added = False
+        for m in _CN_COUNT.finditer(self.low):
+            start = m.start()
+            if start > 0 and self.low[start - 1] in _CN_NOT_A_COUNT:
+                continue  # 几十台, 每台, 单张: not a count
+            if any(a <= start < b for a, b in prices):
+                continue  # "75w一台" is per server, not one server
+            value = _chinese_number(m.group(1))
+            if not value:
+                continue
+            counter = m.group(2)
+            role = SERVERS if counter in ("台", "套", "节点") else CARDS if counter == "卡" else GPUS
+            numbers.append(_Num(start, m.end(), role, value))
+            added = True
+        if added:
+            numbers.sort(key=lambda n: n.start)
 
 
-def _x_count(marked: str, start: int, stop: int, value: Decimal) -> _Num:
-    """`8x ...`: a count of what follows, or GPUs per server (`(8x each)`)."""
-    after = _AFTER_X.match(marked, stop)
-    if after is not None and (after.group("each") or after.group("close")):
-        return _Num(start, after.end(), PER_SERVER, value)
-    if after is not None and after.group("model"):
-        return _model_count(marked, start, stop, value, X_MODEL)
-    return _Num(start, stop, X_THING, value)
+# =============================================================================================
+# The message: normalised text, cues, numbers; items and the frames around them.
+# =============================================================================================
+
+_CONTACT = re.compile(
+    r"https?://\S+|www\.\S+|(?<![a-z0-9._%+-])[a-z0-9._%+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)+"
+    r"|(?<![\w@])@[\w.]+|(?<![a-z0-9_])(?:vx|wx|v信|微信号?|wechat|weixin|tg|telegram|whatsapp)"
+    r"\s*[:：]?\s*[a-z0-9_+-]{4,}|(?<![a-z0-9_])[a-z][a-z0-9]*(?:_[a-z0-9]+)+"
+)
+_CONTACT_HINT = re.compile(r"[@_]|://|www\.|vx|wx|微信|v信|wechat|tg|telegram|whatsapp")
+_FULL_WIDTH = (("，", ","), ("：", ":"), ("；", ";"), ("（", "("), ("）", ")"), ("！", "!"), ("？", "?"))
+_SEGMENT_BREAK = re.compile(r"[\n\r;。]+")
+_CLAUSE_BREAK = re.compile(r"[\n\r;。!?]")
+_SPLIT_MARK = re.compile(r"[,，、;|!?]|\.\s")
+_COUNT_TAIL = re.compile(r"(?:\d[\d,.]*\s*[x×*]?\s*)$")
+_LIST_GAP = re.compile(r"[\s\x02/、,，&+|]*(?:和|及|与|或|or|and)?[\s\x02/、,，&+|]*")
+_SERVER_WORD = re.compile(
+    r"台|整机|服务器|机器|节点|主机|卡机|(?<![a-z])(?:servers?|nodes?|box(?:es)?|machines?)(?![a-z])"
+)
+_PER_HINT = re.compile(
+    r"(?:per|/|每)\s*(?:(?P<gh>gpu[\s-]?h(?:ou)?rs?|卡时)|(?P<gpu>gpu|card|卡|张)|(?P<server>node"
+    r"|server|box|台))(?:\s*(?:per|/|每)?\s*(?:(?P<hour>hours?|hrs?|h|小时|时)|(?P<month>months?"
+    r"|mo|月)|(?P<year>years?|yr|年)))?|(?P<ch>卡时)"
+)
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+_COMMA_BREAKS = (",", "，", "\n", ";", "。", "?", "!")
 
 
-def _model_count(marked: str, start: int, stop: int, value: Decimal, role: int) -> _Num:
-    """`64x H100`, `512 H100`, `2x HGX H100 servers`: notes the server noun after the model."""
-    model_at = marked.find(_MODEL_MARK, stop)
-    model_end = model_at
-    while model_end < len(marked) and marked[model_end] == _MODEL_MARK:
-        model_end += 1
-    noun = _SERVER_AFTER_MODEL.match(marked, model_end)
-    return _Num(
-        start,
-        stop,
-        role,
-        value,
-        server_after=noun is not None,
-        plural=noun is not None and noun.group("plural") is not None,
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# The message: normalised text, cues, numbers, items and their frames.
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
 class _Message:
-    original: str  # NFKC text, original case (for "LA", "HK")
-    low: str  # lower case, contacts blanked
-    marked: str  # `low` with model and variant names blanked, number words as digits
-    hits: list[_Hit]
-    hit_starts: list[int]
-    numbers: list[_Num]
-    number_starts: list[int]
-    clause_breaks: list[int]
-    question: bool
-    money: Currency | None
+    """One message read once: its text, cues and numbers. Indexes are built on first use."""
+
+    __slots__ = ("_clause_breaks", "_hit_starts", "_number_starts", "hits", "low", "marked")
+    __slots__ += ("money", "numbers", "question")
+
+    def __init__(self, low: str, marked: str, hits: list[_Hit], numbers: list[_Num]) -> None:
+        self.low = low  # lower case, contacts blanked
+        self.marked = marked  # models and variants blanked, number words as digits
+        self.hits = hits
+        self.numbers = numbers
+        self.money: Currency | None = None  # a currency named anywhere ("U 结算")
+        self.question = "?" in low
+        for _, _, cue in hits:
+            if cue.kind == MONEY and self.money is None:
+                self.money = cue.value  # type: ignore[assignment]
+            elif cue.kind == QUESTION:
+                self.question = True
+        self._hit_starts: list[int] | None = None
+        self._number_starts: list[int] | None = None
+        self._clause_breaks: list[int] | None = None
 
     def hits_in(self, start: int, end: int) -> list[_Hit]:
-        i = bisect_left(self.hit_starts, start)
-        j = bisect_left(self.hit_starts, end, i)
-        return self.hits[i:j]
+        if self._hit_starts is None:
+            self._hit_starts = [hit[0] for hit in self.hits]
+        i = bisect_left(self._hit_starts, start)
+        return self.hits[i : bisect_left(self._hit_starts, end, i)]
 
     def numbers_in(self, start: int, end: int) -> list[_Num]:
-        i = bisect_left(self.number_starts, start)
-        j = bisect_left(self.number_starts, end, i)
-        return self.numbers[i:j]
+        if self._number_starts is None:
+            self._number_starts = [n.start for n in self.numbers]
+        i = bisect_left(self._number_starts, start)
+        return self.numbers[i : bisect_left(self._number_starts, end, i)]
+
+    @property
+    def clause_breaks(self) -> list[int]:
+        if self._clause_breaks is None:
+            self._clause_breaks = [m.start() for m in _CLAUSE_BREAK.finditer(self.low)]
+        return self._clause_breaks
 
 
 @dataclass(slots=True)
 class _Item:
-    """A stretch of text about one model (or a list of models sharing the same words)."""
+    """A stretch of text about one model (or about a list of models sharing the same words)."""
 
     start: int
     end: int
     models: list[_Hit]
-    needs_evidence: bool = False  # a second model in a line must bring its own numbers or intent
+    prefix: tuple[int, int] | None = None  # a later model in a line: the line's opening words
 
 
 @dataclass(slots=True)
@@ -1072,48 +844,61 @@ class _Frame:
 
 
 def _normalise(text: str) -> tuple[str, str]:
-    original = unicodedata.normalize("NFKC", text)
+    """(NFKC text, its lower case with contact details blanked), both with the same offsets."""
+    original = text
+    if not unicodedata.is_normalized("NFKC", original):
+        # Full-width punctuation is most of what needs normalising; replacing it is cheap.
+        for wide, narrow in _FULL_WIDTH:
+            if wide in original:
+                original = original.replace(wide, narrow)
+        if not unicodedata.is_normalized("NFKC", original):
+            original = unicodedata.normalize("NFKC", original)
     low = original.lower()
     if len(low) != len(original):  # a few letters grow when lower-cased; keep offsets aligned
         low = "".join(c.lower() if len(c.lower()) == 1 else c for c in original)
-    if "@" in low or "://" in low or "www." in low or "_" in low or "vx" in low or "微信" in low:
+    if _CONTACT_HINT.search(low):
         low = _CONTACT.sub(lambda m: " " * (m.end() - m.start()), low)
     return original, low
 
 
-def _scan_cues(original: str, low: str) -> list[_Hit]:
+def _scan_cues(original: str, low: str) -> tuple[list[_Hit], bool]:
+    """All cues in text order, and whether the message can hold an offer at all."""
     hits: list[_Hit] = []
+    has_model = False
     for last, (length, cue, check, cased) in _AUTOMATON.iter_long(low):
         start, end = last + 1 - length, last + 1
         if check is not None and not check(low, start, end):
             continue
         if cased is not None and original[start:end] != cased:
             continue
-        hits.append(_Hit(start, end, cue))
-    return hits
+        kind = cue.kind
+        if kind == VETO:
+            return [], False
+        has_model = has_model or kind == MODEL
+        hits.append((start, end, cue))
+    return hits, has_model
 
 
-def _mark(low: str, hits: Iterable[_Hit]) -> str:
+def _mark(low: str, hits: list[_Hit]) -> str:
     """Blank model and variant names (so `4090` is not a number) and write number words as
     digits (so `one HGX B200 server` is counted)."""
     pieces: list[str] = []
     pos = 0
-    for hit in hits:
-        kind = hit.cue.kind
-        if kind not in (MODEL, VARIANT, NUMWORD):
-            continue
-        pieces.append(low[pos : hit.start])
-        width = hit.end - hit.start
+    for start, end, cue in hits:
+        kind = cue.kind
         if kind == MODEL:
-            pieces.append(_MODEL_MARK * width)
+            pieces.append(low[pos:start])
+            pieces.append(_MODEL_MARK * (end - start))
         elif kind == VARIANT:
-            pieces.append(_VARIANT_MARK * width)
+            pieces.append(low[pos:start])
+            pieces.append(_VARIANT_MARK * (end - start))
+        elif kind == NUMWORD:
+            pieces.append(low[pos:start])
+            digits = str(cue.value)
+            pieces.append(digits + " " * (end - start - len(digits)))
         else:
-            digits = str(hit.cue.value)
-            pieces.append(digits + " " * (width - len(digits)))
-        pos = hit.end
-    if not pieces:
-        return low
+            continue
+        pos = end
     pieces.append(low[pos:])
     return "".join(pieces)
 
@@ -1121,27 +906,11 @@ def _mark(low: str, hits: Iterable[_Hit]) -> str:
 def _read_message(text: str) -> _Message | None:
     """Normalise and scan; None when the message cannot hold an offer."""
     original, low = _normalise(text)
-    hits = _scan_cues(original, low)
-    if not any(hit.cue.kind == MODEL for hit in hits):
-        return None
-    if any(hit.cue.kind == VETO for hit in hits):
+    hits, possible = _scan_cues(original, low)
+    if not possible:
         return None
     marked = _mark(low, hits)
-    phones = [m.span() for m in _PHONE.finditer(low)] if any(c.isdigit() for c in low) else []
-    numbers = _scan_numbers(low, marked, phones)
-    money = next((hit.cue.value for hit in hits if hit.cue.kind == MONEY), None)
-    return _Message(
-        original=original,
-        low=low,
-        marked=marked,
-        hits=hits,
-        hit_starts=[hit.start for hit in hits],
-        numbers=numbers,
-        number_starts=[n.start for n in numbers],
-        clause_breaks=[m.start() for m in _CLAUSE_BREAK.finditer(low)],
-        question=any(hit.cue.kind == QUESTION for hit in hits) or "?" in low,
-        money=money,  # type: ignore[arg-type]
-    )
+    return _Message(low, marked, hits, _Scanner(low, marked, hits).scan())
 
 
 def _segments(low: str) -> list[tuple[int, int]]:
@@ -1157,92 +926,153 @@ def _segments(low: str) -> list[tuple[int, int]]:
     return spans
 
 
-def _split_items(msg: _Message, start: int, end: int, models: list[_Hit]) -> list[_Item]:
-    """One item per model named in a line; a list of models (`H100/H800`) shares the words."""
-    groups: list[list[_Hit]] = [[models[0]]]
+def _gpu(hit: _Hit) -> str:
+    query: ModelQuery = hit[2].value  # type: ignore[assignment]
+    return query.gpu
+
+
+def _items(msg: _Message, models: list[_Hit]) -> tuple[list[_Item], list[tuple[int, int]]]:
+    """Items, and the model-free lines (headers and footers) around them."""
+    items: list[_Item] = []
+    frames: list[tuple[int, int]] = []
+    i = 0
+    for start, end in _segments(msg.low):
+        mine: list[_Hit] = []
+        while i < len(models) and models[i][0] < end:
+            if models[i][0] >= start:
+                mine.append(models[i])
+            i += 1
+        if mine:
+            items.extend(_split_line(msg, start, end, mine))
+        elif not msg.low[start:end].isspace():
+            frames.append((start, end))
+    return items, frames
+
+
+def _split_line(msg: _Message, start: int, end: int, models: list[_Hit]) -> list[_Item]:
+    """One item per model a line names; a list of models (`H100/H800 现货`) shares its words."""
+    items = [_Item(start, end, [models[0]])]
     for hit in models[1:]:
-        if hit.cue.value.gpu == groups[-1][-1].cue.value.gpu:  # type: ignore[attr-defined]
-            groups[-1].append(hit)
-        else:
-            groups.append([hit])
-    if len(groups) == 1:
-        return [_Item(start, end, models)]
-    items: list[_Item] = [_Item(start, end, groups[0])]
-    for group in groups[1:]:
         prev = items[-1]
-        gap_start, gap_end = prev.models[-1].end, group[0].start
+        if _gpu(hit) == _gpu(prev.models[-1]):
+            prev.models.append(hit)
+            continue
+        gap_start, gap_end = prev.models[-1][1], hit[0]
         gap = msg.marked[gap_start:gap_end]
         if _LIST_GAP.fullmatch(gap):
-            prev.models.extend(group)  # "H100/H800 现货": one item per model, same words
+            prev.models.append(hit)
             continue
         cut = _split_point(msg, gap_start, gap_end, gap)
         prev.end = cut
-        items.append(_Item(cut, end, group, needs_evidence=True))
-    return items
+        items.append(_Item(cut, end, [hit], prefix=(start, models[0][0])))
+    # A later model with no numbers and no intent of its own is only mentioned ("比 H800 便宜"):
+    # its words stay with the model before it.
+    kept = [items[0]]
+    for item in items[1:]:
+        if _has_evidence(msg, item):
+            kept.append(item)
+        else:
+            kept[-1].end = item.end
+    return kept
+
+
+def _has_evidence(msg: _Message, item: _Item) -> bool:
+    if any(cue.kind == INTENT for _, _, cue in msg.hits_in(item.start, item.end)):
+        return True
+    return any(n.role not in (MEMORY, BARE, QTY) for n in msg.numbers_in(item.start, item.end))
 
 
 def _split_point(msg: _Message, gap_start: int, gap_end: int, gap: str) -> int:
-    """Where the words of one model end and the next model's begin."""
+    """Where the words about one model end and those about the next begin."""
     marks = list(_SPLIT_MARK.finditer(gap))
     if marks:
         return gap_start + marks[-1].end()
-    intents = [hit.start for hit in msg.hits_in(gap_start, gap_end) if hit.cue.kind == INTENT]
+    intents = [start for start, _, cue in msg.hits_in(gap_start, gap_end) if cue.kind == INTENT]
     if intents:
         return intents[-1]
     tail = _COUNT_TAIL.search(gap)
     return gap_end - (len(tail.group(0)) if tail else 0)
 
 
-def _items(msg: _Message) -> tuple[list[_Item], list[tuple[int, int]]]:
-    """Items, and the model-free lines (headers and footers) around them."""
-    items: list[_Item] = []
-    frames: list[tuple[int, int]] = []
-    models = [hit for hit in msg.hits if hit.cue.kind == MODEL]
-    i = 0
-    for start, end in _segments(msg.low):
-        mine: list[_Hit] = []
-        while i < len(models) and models[i].start < end:
-            if models[i].start >= start:
-                mine.append(models[i])
-            i += 1
-        if mine:
-            items.extend(_split_items(msg, start, end, mine))
-        elif msg.low[start:end].strip():
-            frames.append((start, end))
-    return items, frames
-
-
-# ---------------------------------------------------------------------------------------------
+# =============================================================================================
 # Reading one item.
-# ---------------------------------------------------------------------------------------------
+# =============================================================================================
 
 
-def _side(msg: _Message, hits: Sequence[_Hit]) -> tuple[Side | None, bool]:
-    """The first strong intent (else the first weak one), turned round inside "anyone ...?"."""
-    weak: Side | None = None
-    flip_at: int | None = None
-    for hit in hits:
-        cue = hit.cue
-        if cue.kind == FLIP:
-            flip_at = hit.start
-            continue
-        if cue.kind != INTENT or cue.side is None:
-            continue
-        side = cue.side
-        if flip_at is not None and _same_clause(msg, flip_at, hit.start):
-            side = side.opposite
-        elif cue.have and _asks(msg, hit.end):
-            side = side.opposite  # "有 H100 吗?" asks for one
-        if cue.strong:
-            return side, True
-        if weak is None:
-            weak = side
-    return weak, False
+@dataclass(slots=True)
+class _Survey:
+    """What the cues of one stretch of text say (an item, a header, or the whole message)."""
+
+    side: Side | None = None
+    side_strong: bool = False
+    deal: Deal | None = None
+    deal_strong: bool = False
+    place: str | None = None
+    variant: str | None = None
+    span: str | None = None
+    money: Currency | None = None
+    done: bool = False
+
+
+def _survey(msg: _Message, hits: Sequence[_Hit]) -> _Survey:
+    """One pass over the cues: intent (the first strong one, else the first weak one, turned
+    round inside "anyone ...?"), deal (strong before weak), the most specific place, and so on."""
+    survey = _Survey()
+    weak_side: Side | None = None
+    weak_deal: Deal | None = None
+    flip_at = -1
+    rank = 0
+    for start, end, cue in hits:
+        kind = cue.kind
+        if kind == FLIP:
+            flip_at = start
+        elif kind == INTENT and not survey.side_strong:
+            side: Side = cue.side  # type: ignore[assignment]
+            strong = cue.strong
+            if flip_at >= 0 and _same_clause(msg, flip_at, start):
+                side, strong = side.opposite, True  # "有人出 4090 吗", "anyone selling H200?"
+            elif cue.have and _asks(msg, end) and _names_model(msg, start):
+                side, strong = side.opposite, True  # "有 H100 吗?" asks for one
+            if strong:
+                survey.side, survey.side_strong = side, True
+            elif weak_side is None:
+                weak_side = side
+        elif kind == PLACE:
+            place: str = cue.value  # type: ignore[assignment]
+            if places.RANK[place] > rank:
+                survey.place, rank = place, places.RANK[place]
+        elif kind == VARIANT:
+            survey.variant = survey.variant or cue.value  # type: ignore[assignment]
+        elif kind == DONE:
+            survey.done = True
+        elif kind == MONEY:
+            survey.money = survey.money or cue.value  # type: ignore[assignment]
+        if cue.deal is not None and not survey.deal_strong:
+            if cue.deal_strong:
+                survey.deal, survey.deal_strong = cue.deal, True
+            elif weak_deal is None:
+                weak_deal = cue.deal
+        if cue.span is not None and survey.span is None:
+            survey.span = cue.span
+    if survey.side is None:
+        survey.side = weak_side
+    if survey.deal is None:
+        survey.deal = weak_deal
+    return survey
 
 
 def _same_clause(msg: _Message, a: int, b: int) -> bool:
     i = bisect_left(msg.clause_breaks, a)
     return i >= len(msg.clause_breaks) or msg.clause_breaks[i] > b
+
+
+def _names_model(msg: _Message, pos: int) -> bool:
+    """Whether the comma-delimited clause around `pos` names a model."""
+    low = msg.low
+    start = max(low.rfind(c, 0, pos) for c in _COMMA_BREAKS) + 1
+    stops = [i for i in (low.find(c, pos) for c in _COMMA_BREAKS) if i >= 0]
+    stop = min(stops) if stops else len(low)
+    return _MODEL_MARK in msg.marked[start:stop]
 
 
 def _asks(msg: _Message, pos: int) -> bool:
@@ -1254,53 +1084,27 @@ def _asks(msg: _Message, pos: int) -> bool:
     return msg.low[pos:stop].rstrip().endswith(("吗", "么", "嘛"))
 
 
-def _deal(hits: Sequence[_Hit]) -> tuple[Deal | None, bool]:
-    """Strong deal words beat weak ones; at equal strength the first wins."""
-    weak: Deal | None = None
-    for hit in hits:
-        cue = hit.cue
-        if cue.deal is None:
-            continue
-        if cue.deal_strong:
-            return cue.deal, True
-        if weak is None:
-            weak = cue.deal
-    return weak, False
-
-
-def _place(hits: Sequence[_Hit]) -> str | None:
-    """The most specific place named; the first at equal rank."""
-    best: str | None = None
-    for hit in hits:
-        if hit.cue.kind == PLACE:
-            name: str = hit.cue.value  # type: ignore[assignment]
-            if best is None or places.RANK[name] > places.RANK[best]:
-                best = name
-    return best
-
-
 def _frame(msg: _Message, start: int, end: int) -> _Frame:
-    hits = msg.hits_in(start, end)
-    side, side_strong = _side(msg, hits)
-    deal, deal_strong = _deal(hits)
-    frame = _Frame(side, side_strong, deal, deal_strong, _place(hits))
+    """Read a header or footer line."""
+    survey = _survey(msg, msg.hits_in(start, end))
+    frame = _Frame(
+        survey.side, survey.side_strong, survey.deal, survey.deal_strong, survey.place
+    )
+    frame.money = survey.money
     per = _PER_HINT.search(msg.low, start, end)
     if per is not None:
-        if per.group("gh") or per.group(0) == "卡时":
+        if per.group("gh") or per.group("ch"):
             frame.unit, frame.span = GPU, "hour"
         else:
-            frame.unit = GPU if per.group("gpu") else SERVER if per.group("server") else None
-            frame.span = per.group("hour") and "hour" or per.group("month") and "month"
-            frame.span = frame.span or (per.group("year") and "year") or None
-        frame.deal = frame.deal or (RENT if frame.span else None)
+            frame.unit = GPU if per.group("gpu") else SERVER
+            frame.span = next((s for s in ("hour", "month", "year") if per.group(s)), None)
+    frame.span = frame.span or survey.span
+    if frame.span is not None and not frame.deal_strong:
+        frame.deal, frame.deal_strong = RENT, True
     for num in msg.numbers_in(start, end):
         if num.role == PER_SERVER:
             frame.per_server = int(num.value)
             break
-    frame.money = next(
-        (hit.cue.value for hit in hits if hit.cue.kind == MONEY),  # type: ignore[misc]
-        None,
-    )
     return frame
 
 
@@ -1311,61 +1115,73 @@ class _Counts:
     per_server: int | None = None
 
 
-def _counts(msg: _Message, nums: Sequence[_Num], start: int, end: int) -> _Counts:
-    """Resolve the counts of an item against each other."""
+def _counts(nums: Sequence[_Num], server_words: bool) -> _Counts:
+    """Resolve the counts of an item against each other.
+
+    A count of servers makes small GPU counts (`8卡`, `8x`, `(8 GPUs)`) the GPUs per server;
+    `N x <thing>` counts servers when the thing is described by its GPUs; `8卡` alone gives the
+    GPUs per server, a bigger `N卡` is a count of GPUs; `N块` counts cards when the price is
+    stated elsewhere.
+    """
     servers: int | None = None
     gpus: int | None = None
     per_server: int | None = None
+    priced = False
+    things: list[_Num] = []
+    models: list[_Num] = []
+    others: list[_Num] = []
     for n in nums:
-        if n.role == PER_SERVER and per_server is None and n.value <= 16:
-            per_server = int(n.value)
-        elif n.role == SERVERS and servers is None:
+        role = n.role
+        if role == PER_SERVER:
+            if per_server is None and n.value <= 16:
+                per_server = int(n.value)
+        elif role == SERVERS:
+            if servers is None:
+                servers = int(n.value)
+        elif role == PRICE:
+            priced = True
+        elif role == X_THING:
+            things.append(n)
+        elif role == X_MODEL:
+            models.append(n)
+        elif role in (CARDS, GPUS, KUAI, QTY):
+            others.append(n)
+    for n in things:
+        if servers is None and (per_server or server_words or models):
             servers = int(n.value)
-    priced = any(n.role == PRICE for n in nums)
-    things = [n for n in nums if n.role == X_THING]
-    models = [n for n in nums if n.role == X_MODEL]
-    server_words = _SERVER_WORD.search(msg.low, start, end) is not None
-    if servers is None and things and (per_server or models or server_words):
-        servers = int(things[0].value)
-    elif things and gpus is None and servers is None:
-        gpus = int(things[0].value)
+        elif servers is None and gpus is None:
+            gpus = int(n.value)
     for n in models:
         value = int(n.value)
         if servers is not None:
             if per_server is None and value <= 16:
                 per_server = value
-        elif n.server_after and (per_server is not None or n.plural or value > 16):
-            servers = value
-        elif n.server_after and value == 1:
-            servers = 1  # "one HGX B200 server"
-        elif n.server_after and value <= 16:
-            per_server = per_server or value
+        elif n.server_after and (per_server is not None or n.plural or value == 1 or value > 16):
+            servers = value  # "2x HGX H100 servers", "one HGX B200 server"
+        elif n.server_after:
+            per_server = per_server or value  # "8x H100 node"
         elif gpus is None:
             gpus = value
-    for n in nums:
+    for n in others:
         value = int(n.value)
-        if n.role == CARDS:
-            if servers is not None:
-                if per_server is None and value <= 16:
-                    per_server = value
-            elif value <= 8 and gpus is None:
-                per_server = per_server or value
-            elif gpus is None:
-                gpus = value
-        elif n.role == GPUS:
-            if servers is not None:
-                if per_server is None and value <= 16:
-                    per_server = value
-            elif gpus is None:
-                if n.paren and value <= 16 and server_words:
-                    per_server = per_server or value
+        role = n.role
+        if role == KUAI:
+            if priced and gpus is None and servers is None:
+                gpus = value  # "300块 8.8w/块"
+        elif role == QTY:
+            if servers is None and gpus is None:
+                if server_words:
+                    servers = value
                 else:
                     gpus = value
-        elif n.role == KUAI and priced and gpus is None and servers is None:
-            gpus = value  # "300块 8.8w/块": 块 counts cards when the price is elsewhere
-        elif n.role == QTY and servers is None and gpus is None:
-            if server_words:
-                servers = value
+        elif servers is not None:
+            if per_server is None and value <= 16:
+                per_server = value
+        elif gpus is None:
+            if role == CARDS and value <= 8:
+                per_server = per_server or value  # "H100 8卡": an 8-GPU box
+            elif role == GPUS and n.paren and value <= 16 and server_words:
+                per_server = per_server or value  # "1 node B200 (8 GPUs)"
             else:
                 gpus = value
     if servers is not None:
@@ -1376,20 +1192,22 @@ def _counts(msg: _Message, nums: Sequence[_Num], start: int, end: int) -> _Count
 
 
 def _pick_price(nums: Sequence[_Num], counts: _Counts, frame: _Frame | None) -> _Num | None:
-    """The item's price: the first one stated; `N块` and bare numbers only when nothing else fits."""
-    prices = [n for n in nums if n.role == PRICE]
-    if prices:
-        return prices[0]
+    """The first price stated; `N块` or a bare number only when nothing else can be the price."""
+    for n in nums:
+        if n.role == PRICE:
+            return n
     for n in nums:
         if n.role == KUAI and (counts.quantity is not None or n.value >= 1000):
-            return _Num(n.start, n.end, PRICE, _whole(n.value), currency=CNY, chinese=True)
+            amount = _whole(Decimal(n.value))
+            return _Num(n.start, n.end, PRICE, amount, currency=CNY, chinese=True)
     if frame is not None and (frame.money or frame.unit or frame.span):
         for n in nums:  # "H100 1.70" under "Price list (USD per GPU hour)"
             if n.role == BARE:
-                return _Num(n.start, n.end, PRICE, _whole(n.value))
+                return _Num(n.start, n.end, PRICE, _whole(Decimal(n.value)))
     return None
 
 
+# Beyond these a price is for a whole server rather than one GPU.
 _HOURLY_GPU_MAX = {USD: Decimal(12), CNY: Decimal(60)}
 _MONTHLY_GPU_MAX = {USD: Decimal(4000), CNY: Decimal(25000)}
 
@@ -1402,7 +1220,7 @@ def _price_per(
     server_words: bool,
     frame: _Frame | None,
 ) -> PricePer:
-    """What one price buys: per GPU or server, and per hour, month or year when rented."""
+    """What one price buys: a GPU or a server, and for rent an hour, a month or a year."""
     unit = price.unit
     span = price.span
     if unit is None and price.each and counts.unit is not None:
@@ -1427,10 +1245,21 @@ def _price_per(
     if span is None:
         limit = _HOURLY_GPU_MAX[currency] * (8 if unit is SERVER else 1)
         span = "hour" if price.value <= limit else "month"
-    return PricePer(f"{'server' if unit is SERVER else 'gpu'}_{span}")
+    return _PRICE_PER[unit is SERVER, span]
+
+
+_PRICE_PER = {
+    (False, "hour"): PricePer.GPU_HOUR,
+    (False, "month"): PricePer.GPU_MONTH,
+    (False, "year"): PricePer.GPU_YEAR,
+    (True, "hour"): PricePer.SERVER_HOUR,
+    (True, "month"): PricePer.SERVER_MONTH,
+    (True, "year"): PricePer.SERVER_YEAR,
+}
 
 
 def _currency(msg: _Message, price: _Num, frame: _Frame | None) -> Currency:
+    """Stated with the price, else named in the message, else by the language of the post."""
     if price.currency is not None:
         return price.currency
     if msg.money is not None:
@@ -1439,95 +1268,96 @@ def _currency(msg: _Message, price: _Num, frame: _Frame | None) -> Currency:
         return frame.money
     if price.chinese is not None:
         return CNY if price.chinese else USD
-    return CNY if any("\u4e00" <= c <= "\u9fff" for c in msg.low) else USD
+    return CNY if _HAN.search(msg.low) else USD
 
 
-def _variant(hits: Sequence[_Hit], models: Sequence[_Hit]) -> str | None:
-    for hit in models:
-        if hit.cue.value.variant:  # type: ignore[attr-defined]
-            return hit.cue.value.variant  # type: ignore[attr-defined, no-any-return]
-    for hit in hits:
-        if hit.cue.kind == VARIANT:
-            return hit.cue.value  # type: ignore[return-value]
-    return None
+@dataclass(slots=True)
+class _Scope:
+    """Where an item's missing details come from: its frames, then the whole message, then
+    the item before it on the same side (a list whose first line says 出租 is all for rent)."""
+
+    frames: Sequence[_Frame]
+    message: _Survey
+    sibling_deal: dict[Side, Deal]
 
 
-def _offers(
-    msg: _Message,
-    item: _Item,
-    span: tuple[int, int],
-    frames: Sequence[_Frame],
-    message_side: tuple[Side | None, bool],
-    message_deal: tuple[Deal | None, bool],
-) -> list[Offer]:
-    start, end = span
-    hits = msg.hits_in(start, end)
-    if any(hit.cue.kind == DONE for hit in hits):
-        return []
+def _item_side(own: _Survey, scope: _Scope) -> tuple[Side | None, bool]:
+    side, strong = own.side, own.side_strong
+    for frame in scope.frames:
+        if frame.side is not None and (side is None or (not strong and frame.side_strong)):
+            side, strong = frame.side, frame.side_strong
+    message = scope.message
+    if message.side is not None and (side is None or (not strong and message.side_strong)):
+        side, strong = message.side, message.side_strong
+    return side, strong
+
+
+def _item_deal(
+    own: _Survey, price: _Num | None, nums: Sequence[_Num], side: Side, scope: _Scope
+) -> Deal:
+    if price is not None and price.span is not None:
+        deal: Deal | None = RENT  # a price per hour or month is a rent
+    elif not own.deal_strong and any(n.role == DURATION for n in nums):
+        deal = RENT  # "need 64 H100s for 2 weeks"
+    else:
+        deal, strong = own.deal, own.deal_strong
+        for frame in scope.frames:
+            if frame.deal is not None and (deal is None or (not strong and frame.deal_strong)):
+                deal, strong = frame.deal, frame.deal_strong
+        if deal is None:
+            deal = scope.sibling_deal.get(side)
+    if deal is not None and (own.deal is not None or price is not None):
+        scope.sibling_deal[side] = deal
+    return deal or SALE
+
+
+def _read_item(msg: _Message, item: _Item, scope: _Scope) -> list[Offer]:
+    """The offers of one item (one per model it names), or none."""
+    start, end = item.start, item.end
+    own = _survey(msg, msg.hits_in(start, end))
+    if own.done:
+        return []  # "H100 已出": sold already
     nums = msg.numbers_in(start, end)
-    own_side, own_strong = _side(msg, hits)
-    if item.needs_evidence and own_side is None and not nums:
-        return []
-
-    side, strong = own_side, own_strong
-    for frame in frames:
-        if side is None or (not strong and frame.side_strong):
-            if frame.side is not None:
-                side, strong = frame.side, frame.side_strong
-    if side is None or not strong:
-        if message_side[0] is not None and (side is None or message_side[1]):
-            side, strong = message_side
-    counts = _counts(msg, nums, start, end)
-    frame = next((f for f in frames if f.unit or f.span or f.money), None)
+    side, strong = _item_side(own, scope)
+    server_words = _SERVER_WORD.search(msg.low, start, end) is not None
+    counts = _counts(nums, server_words)
+    frame = next((f for f in scope.frames if f.unit or f.span or f.money), None)
     price = _pick_price(nums, counts, frame)
     if side is None:
         if msg.question or (price is None and counts.quantity is None):
             return []
-        side = SELL  # a bare listing with numbers is stock on offer
+        side = SELL  # a listing with numbers and no intent word is stock on offer
     elif not strong and msg.question:
-        return []
+        return []  # "H100 现货什么价?": a question, not an offer
 
-    deal, deal_strong = _deal(hits)
-    if price is not None and price.span is not None:
-        deal, deal_strong = RENT, True
-    for f in frames:
-        if deal is None or (not deal_strong and f.deal_strong):
-            if f.deal is not None:
-                deal, deal_strong = f.deal, f.deal_strong
-    if deal is None or not deal_strong:
-        if message_deal[0] is not None and (deal is None or message_deal[1]):
-            deal = message_deal[0]
-    deal = deal or SALE
-
+    deal = _item_deal(own, price, nums, side, scope)
     per_server = counts.per_server
     if per_server is None:
-        per_server = next((f.per_server for f in frames if f.per_server), None)
+        per_server = next((f.per_server for f in scope.frames if f.per_server), None)
     memory = next((int(n.value) for n in nums if n.role == MEMORY), None)
-    place = _place(hits) or next((f.place for f in frames if f.place), None)
+    place = own.place or next((f.place for f in scope.frames if f.place), None)
 
     amount: Decimal | None = None
     currency: Currency | None = None
     per: PricePer | None = None
     if price is not None:
         currency = _currency(msg, price, frame)
-        server_words = _SERVER_WORD.search(msg.low, start, end) is not None
         per = _price_per(price, deal, counts, currency, server_words, frame)
         amount = price.value
 
-    variant = _variant(hits, item.models)
-    seen: set[str] = set()
     offers: list[Offer] = []
-    for model in item.models:
-        gpu: str = model.cue.value.gpu  # type: ignore[attr-defined]
-        if gpu in seen:
+    seen: set[str] = set()
+    for hit in item.models:
+        query: ModelQuery = hit[2].value  # type: ignore[assignment]
+        if query.gpu in seen:
             continue
-        seen.add(gpu)
+        seen.add(query.gpu)
         offers.append(
             Offer(
                 side=side,
                 deal=deal,
-                gpu=gpu,
-                variant=variant,
+                gpu=query.gpu,
+                variant=query.variant or own.variant,
                 memory_gb=memory,
                 quantity=counts.quantity,
                 quantity_unit=counts.unit,
@@ -1541,6 +1371,21 @@ def _offers(
     return offers
 
 
+def _one_offer(msg: _Message, items: Sequence[_Item]) -> bool:
+    """One item about one model, or several lines about the same model with one set of numbers
+    between them (a post spread over lines)."""
+    gpus = {_gpu(hit) for item in items for hit in item.models}
+    if len(gpus) != 1:
+        return False
+    if len(items) == 1:
+        return True
+    with_numbers = 0
+    for item in items:
+        if any(n.role in (PRICE, GPUS, SERVERS, CARDS) for n in msg.numbers_in(item.start, item.end)):
+            with_numbers += 1
+    return with_numbers <= 1
+
+
 def parse_offers(text: str) -> list[Offer]:
     """Every buy or sell offer in one chat message, in the order the message states them.
 
@@ -1550,36 +1395,25 @@ def parse_offers(text: str) -> list[Offer]:
     msg = _read_message(text)
     if msg is None:
         return []
-    items, frame_spans = _items(msg)
+    models = [hit for hit in msg.hits if hit[2].kind == MODEL]
+    whole = _Scope((), _Survey(), {})
+    if len(models) == 1:  # most posts: one model, one offer, read as a whole
+        return _read_item(msg, _Item(0, len(msg.low), models), whole)
+    items, frame_spans = _items(msg, models)
     if not items:
         return []
-    message_side = _side(msg, msg.hits)
-    message_deal = _deal(msg.hits)
     if _one_offer(msg, items):
-        whole = _Item(0, len(msg.low), [m for item in items for m in item.models])
-        return _offers(msg, whole, (0, len(msg.low)), (), message_side, message_deal)
+        kept = [hit for item in items for hit in item.models]
+        return _read_item(msg, _Item(0, len(msg.low), kept), whole)
 
+    message = _survey(msg, msg.hits)
     frames = [(span, _frame(msg, *span)) for span in frame_spans]
+    sibling_deal: dict[Side, Deal] = {}
     offers: list[Offer] = []
     for item in items:
-        before = [f for (s, _), f in reversed(frames) if s < item.start]
-        after = [f for (s, _), f in frames if s >= item.end]
-        offers.extend(
-            _offers(msg, item, (item.start, item.end), before + after, message_side, message_deal)
-        )
+        around = [frame for (start, _), frame in reversed(frames) if start < item.start]
+        around += [frame for (start, _), frame in frames if start >= item.end]
+        if item.prefix is not None and item.prefix[1] > item.prefix[0]:
+            around.insert(0, _frame(msg, *item.prefix))  # "Our DC in Houston has ..., and ..."
+        offers.extend(_read_item(msg, item, _Scope(around, message, sibling_deal)))
     return offers
-
-
-def _one_offer(msg: _Message, items: Sequence[_Item]) -> bool:
-    """One item, or several lines about the same model with one set of numbers between them."""
-    if len(items) == 1:
-        return len({m.cue.value.gpu for m in items[0].models}) == 1  # type: ignore[attr-defined]
-    gpus = {m.cue.value.gpu for item in items for m in item.models}  # type: ignore[attr-defined]
-    if len(gpus) != 1:
-        return False
-    with_numbers = sum(
-        1
-        for item in items
-        if any(n.role in (PRICE, GPUS, SERVERS, CARDS) for n in msg.numbers_in(item.start, item.end))
-    )
-    return with_numbers <= 1

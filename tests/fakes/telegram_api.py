@@ -37,7 +37,7 @@ import json
 import re
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -355,7 +355,6 @@ class FakeTelegram:
         self._messages: dict[tuple[int, int], dict[str, Any]] = {}  # (chat, message) -> Message
         self._next_message_id: dict[int, int] = {}
         self._members: dict[tuple[int, int], str] = {}
-        self._users_who_wrote: set[int] = set()  # the bot may message them privately
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(700_000_001)
         self._user_ids = itertools.count(5_000_001)
@@ -381,11 +380,8 @@ class FakeTelegram:
         # No access log: it would write the token (part of every path) into the test's logs.
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None and server.sockets  # type: ignore[union-attr]
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()  # port 0: any free port
+        self.port = int(self._runner.addresses[0][1])
 
     async def stop(self) -> None:
         """Answer any waiting long poll at once, then close the server."""
@@ -498,8 +494,7 @@ class FakeTelegram:
     def inject_private(self, user: FakeUser, text: str) -> int:
         """`user` writes to the bot in private (which also lets the bot write back)."""
         chat = FakeChat(user.id, "private", first_name=user.first_name, username=user.username)
-        self._chats[chat.id] = chat
-        self._users_who_wrote.add(user.id)
+        self._chats[chat.id] = chat  # from now on the bot may write to them
         return self.inject_message(chat, user, text)
 
     # --- inspecting --------------------------------------------------------------------
@@ -538,7 +533,7 @@ class FakeTelegram:
         """Wait until the bot confirmed every injected update (moved its offset past them)."""
         await self.wait_until(lambda: not self._updates, timeout, "all updates confirmed")
 
-    async def wait_until(self, predicate: Any, timeout: float, what: str) -> None:
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
         async def _wait() -> None:
             async with self._activity:
                 await self._activity.wait_for(predicate)
@@ -632,6 +627,8 @@ class FakeTelegram:
             body = {"ok": False, "error_code": error.status, "description": error.description}
             if error.retry_after is not None:
                 body["parameters"] = {"retry_after": error.retry_after}
+        except ConnectionError:
+            raise  # the client hung up mid-request (a bot stopping): nothing to answer
         except Exception as error:  # a bug in the fake: answer 500 and fail the test at exit
             status = 500
             self.errors.append(f"{method}: {type(error).__name__}: {error}")
