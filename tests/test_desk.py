@@ -124,14 +124,15 @@ def test_help_lists_every_command_in_the_group_language(chat: Chat) -> None:
 
 
 def test_price_reports_parties_reading_and_normalised_medians(chat: Chat) -> None:
-    for seller in ("s1", "s2", "s3"):
-        chat.post(seller, SELL)
+    # Three sellers with lots of their own (identical lots would read as one lot reposted).
+    for seller, servers in (("s1", 10), ("s2", 4), ("s3", 6)):
+        chat.post(seller, SELL.replace("10台", f"{servers}台"))
     chat.post("b1", BUY_LOW)
     text = chat.post("carol", "/price H100 rent")
     assert "3 sellers · 1 buyers → everyone selling, few buying" in text
     # 75000 per 8-GPU server-month = 75000 / 8 / 730 = 12.84 per GPU-hour
     assert "median ¥12.84/GPU-h" in text
-    assert "240 GPUs offered" in text
+    assert "160 GPUs offered" in text
 
 
 def test_price_in_chinese_via_the_alias_and_catalog_aliases(chat: Chat) -> None:
@@ -225,7 +226,7 @@ def test_commands_are_rate_limited_per_member(desk: Desk, clock: FakeClock) -> N
 def test_scope_group_counts_only_this_groups_offers(desk: Desk, clock: FakeClock) -> None:
     here, there = Chat(desk, clock, chat_id="here"), Chat(desk, clock, chat_id="there")
     there.post("alice", SELL)
-    here.post("bob", SELL)
+    here.post("bob", SELL.replace("10台", "3台"))
     assert "2 sellers" in here.post("carol", "/price H100 rent")
     here.post("root", "/scope group")
     assert "1 sellers" in here.post("carol", "/price H100 rent")
@@ -238,17 +239,18 @@ def test_readings_follow_configured_thresholds(ledger: Ledger, clock: FakeClock)
 
     strict = DeskSettings(language="en", thresholds=ReadingThresholds(Fraction(5), Fraction(4)))
     chat = Chat(Desk(ledger, strict, clock=clock), clock)
-    for seller in ("s1", "s2", "s3"):
-        chat.post(seller, SELL)
+    for seller, servers in (("s1", 10), ("s2", 4), ("s3", 6)):
+        chat.post(seller, SELL.replace("10台", f"{servers}台"))
     chat.post("b1", BUY_LOW)
     assert "→ balanced" in chat.post("carol", "/price H100 rent")  # 3:1 is under 4:1
 
 
 def test_week_on_week_move_of_the_median_ask(chat: Chat) -> None:
-    chat.post("s1", SELL)
+    chat.post("s1", SELL)  # ¥12.84/GPU-h, standing for 14 days
     chat.clock.advance(days=7)
-    chat.post("s2", SELL.replace("7.5w", "6w"))
-    assert "Median ask -20% week on week" in chat.post("carol", "/price H100 rent")
+    chat.post("s2", SELL.replace("7.5w", "6w"))  # ¥10.27/GPU-h
+    # this week both stand: the median of 12.84 and 10.27 is 11.56, 10% under last week's
+    assert "Median ask -10% week on week" in chat.post("carol", "/price H100 rent")
 
 
 def test_recover_reads_what_a_crash_left_in_the_inbox(

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gpudesk.bot.config import Settings
+from gpudesk.bot.logs import install_privacy_filter
 from gpudesk.handlers.commands import DeskSettings
 from gpudesk.handlers.desk import Desk
 from gpudesk.market.match import MatchPolicy
@@ -72,6 +73,7 @@ def configure_logging(verbose: bool = False) -> None:
     # httpx logs every request URL at INFO, and a Telegram URL carries the bot token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+    install_privacy_filter()  # phone numbers and WeChat ids masked in the log (issue 9)
 
 
 def run_console(desk: Desk, *, chat: str = "console") -> int:
@@ -107,6 +109,8 @@ def run(settings: Settings, db: Path | None = None) -> None:
         log.info("no chat credentials configured: starting the console chat")
         run_console(desk)
         return
+    # Their adapters send replies from the ledger's outbox and mark them sent (issue 9).
+    desk.outbox_platforms = frozenset(adapters) & {"telegram"}
     asyncio.run(_run_adapters(settings, desk, adapters))
 
 
@@ -134,6 +138,7 @@ async def _run_adapters(settings: Settings, desk: Desk, adapters: list[str]) -> 
                 logger=logging.getLogger("gpudesk.telegram"),
                 base_url=settings.telegram.base_url,
                 allowed_chat_ids=settings.telegram.chats,
+                outbox=desk.ledger,  # replies survive a crash (issue 9)
             )
             await telegram.start()
             running.append(telegram)

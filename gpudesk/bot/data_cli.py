@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -19,6 +19,7 @@ import click
 
 from gpudesk.bot.config import ConfigError
 from gpudesk.bot.importers import FORMATS, ChatTarget, ExportError, open_export
+from gpudesk.market.listings import Week
 from gpudesk.storage.ledger import LedgerError
 
 if TYPE_CHECKING:
@@ -134,9 +135,29 @@ def import_command(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write to this file instead of standard output.",
 )
+@click.option(
+    "--week",
+    "weeks",
+    multiple=True,
+    metavar="YYYY-Www",
+    help="pulse: only this ISO week, e.g. 2026-W43 (repeatable). Default: every week with a"
+    " listing standing.",
+)
+@click.option(
+    "--chat",
+    metavar="[PLATFORM:]CHAT_ID",
+    help="pulse: count only this group's posts.",
+)
 @pass_state
 def export_command(
-    state: State, db: Path | None, what: str, fmt: str, since: str | None, out: Path | None
+    state: State,
+    db: Path | None,
+    what: str,
+    fmt: str,
+    since: str | None,
+    out: Path | None,
+    weeks: tuple[str, ...],
+    chat: str | None,
 ) -> None:
     """Write the ledger's offers, messages or weekly pulse as CSV or JSON Lines.
 
@@ -148,6 +169,7 @@ def export_command(
     Examples:
         gpudesk export --what offers --format csv --since 2025-01-01 --out offers.csv
         gpudesk export --what pulse --format jsonl | jq .
+        gpudesk export --what pulse --format jsonl --week 2026-W43 --week 2026-W44
     """
     from gpudesk.bot import app
     from gpudesk.bot import export as ex
@@ -163,9 +185,17 @@ def export_command(
             now = datetime.now(UTC)
             rows = ex.offer_rows(ledger, now=now, since=start)
             ex.write_rows(rows, ex.OFFER_COLUMNS, fmt, sink)
-        else:
-            offers = (record.posted for record in ledger.iter_offers(since=start))
-            rows = ex.pulse_rows(offers, zone=zone, currency=ledger.valuation.currency)
+        else:  # issue 11: parties by listings, as /price and the digest count them
+            rows = ex.pulse_rows(
+                ledger,
+                zone=zone,
+                lifetime=timedelta(days=settings.desk.offer_days),
+                now=datetime.now(UTC),
+                weeks=[_week(label, zone) for label in weeks],
+                since=start,
+                chat=_chat(chat),
+                thresholds=app.desk_settings(settings).thresholds,
+            )
             ex.write_rows(rows, ex.PULSE_COLUMNS, fmt, sink)
 
 
@@ -222,6 +252,21 @@ def _since(value: str | None, zone: ZoneInfo) -> datetime | None:
     if len(value) <= 10:  # a bare date: from the start of that day
         moment = datetime.combine(moment.date(), time())
     return moment if moment.tzinfo else moment.replace(tzinfo=zone)
+
+
+def _week(label: str, zone: ZoneInfo) -> Week:
+    try:
+        return Week.parse(label, zone)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--week") from None
+
+
+def _chat(value: str | None) -> tuple[str | None, str] | None:
+    """`telegram:-100123` or a bare chat id (any platform)."""
+    if value is None:
+        return None
+    platform, sep, chat_id = value.partition(":")
+    return (platform, chat_id) if sep and platform.isalpha() else (None, value)
 
 
 def _require_ledger(path: Path) -> None:

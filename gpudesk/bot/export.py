@@ -11,32 +11,32 @@ every offer of a week at once, is the exception).
   price (`unit_price` per `unit`, `gpu_hour` for rent or `gpu` for sale, in `unit_currency`,
   rounded to 4 places), its status at export time (an open offer past its expiry is
   `expired`), and the message it came from (platform, chat_id, message_id);
-- a pulse row sums up one (ISO week, gpu, deal): distinct sellers and buyers, posts, and the
-  median ask and bid per unit, as `compute_pulse` reads them. Weeks are in the desk's time
-  zone. `pulse_rows` is deliberately small: issue 11 refines it.
+- a pulse row sums up one (ISO week, gpu, deal) as `market/listings.py` counts it (issue 11,
+  docs/pulse.md): parties by their listings, median, quartiles and best prices per unit, the
+  week-on-week move of the median ask, the reading, and beside them the raw posts and
+  posters. Weeks are ISO weeks in the desk's time zone; the figures are `/price`'s and the
+  digest's for the same week.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from collections import defaultdict
-from collections.abc import Iterable, Iterator
-from datetime import date, datetime, time, timedelta
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
-from gpudesk.market.book import PostedOffer
+from gpudesk.market.listings import DEFAULT_THRESHOLDS, Listings, Week, pulses
 from gpudesk.market.normalise import unit_for
-from gpudesk.market.offer import Currency, Deal, contract_number
-from gpudesk.market.pulse import compute_pulse
+from gpudesk.market.offer import contract_number
+from gpudesk.market.pulse import Pulse, ReadingThresholds
 from gpudesk.storage.ledger import EXPIRED, OPEN, Ledger, OfferRecord, iso
 
 WHATS = ("offers", "messages", "pulse")
 FORMATS = ("csv", "jsonl")
 PRICE_PLACES = Decimal("0.0001")
-_TICK = timedelta(microseconds=1)
 
 CONTRACT_FIELDS = (
     "side",
@@ -93,14 +93,22 @@ PULSE_COLUMNS = (
     "week_start",
     "gpu",
     "deal",
-    "unit",
-    "currency",
     "sellers",
     "buyers",
-    "sell_offers",
-    "buy_offers",
     "median_ask",
     "median_bid",
+    "p25_ask",
+    "p75_ask",
+    "best_ask",
+    "best_bid",
+    "currency",
+    "unit",
+    "wow_ask",
+    "reading",
+    "sell_posters",
+    "buy_posters",
+    "sell_messages",
+    "buy_messages",
 )
 
 
@@ -165,48 +173,72 @@ def offer_row(record: OfferRecord, *, now: datetime, currency: str) -> dict[str,
 
 
 def pulse_rows(
-    offers: Iterable[PostedOffer], *, zone: ZoneInfo, currency: Currency
+    ledger: Ledger,
+    *,
+    zone: ZoneInfo,
+    lifetime: timedelta,
+    now: datetime,
+    weeks: Sequence[Week] = (),
+    since: datetime | None = None,
+    chat: tuple[str | None, str] | None = None,
+    thresholds: ReadingThresholds = DEFAULT_THRESHOLDS,
 ) -> list[dict[str, Any]]:
-    """One row per (ISO week, gpu, deal) with offers, in week then gpu order."""
-    weeks: dict[tuple[str, Deal], dict[date, list[PostedOffer]]] = defaultdict(
-        lambda: defaultdict(list)
-    )
-    for posted in offers:
-        weeks[(posted.offer.gpu, posted.offer.deal)][_monday(posted.posted_at, zone)].append(posted)
-    rows = []
-    for (gpu, deal), by_week in weeks.items():
-        for monday, week_offers in by_week.items():
-            start = datetime.combine(monday, time(), zone)
-            end = datetime.combine(monday + timedelta(days=7), time(), zone)
-            # compute_pulse reads (now - window, now]; a microsecond back makes it the week's
-            # [start, end), the same boundaries the offers were bucketed by.
-            pulse = compute_pulse(
-                week_offers, gpu, deal, now=end - _TICK, window=end - start, currency=currency
-            )
-            year, week, _ = monday.isocalendar()
-            rows.append(
-                {
-                    "week": f"{year}-W{week:02d}",
-                    "week_start": monday.isoformat(),
-                    "gpu": gpu,
-                    "deal": deal.value,
-                    "unit": pulse.unit.value,
-                    "currency": pulse.currency.value,
-                    "sellers": pulse.sellers,
-                    "buyers": pulse.buyers,
-                    "sell_offers": pulse.sell_offers,
-                    "buy_offers": pulse.buy_offers,
-                    "median_ask": _rounded(pulse.median_ask),
-                    "median_bid": _rounded(pulse.median_bid),
-                }
-            )
+    """One row per (ISO week, gpu, deal) with anyone in it, in week then gpu order.
+
+    `weeks` picks the weeks; by default every week from the first post (or `since`) to the
+    last one with a listing standing, up to `now`. `chat` is (platform or None, chat id).
+    """
+    book = ledger.listings(until=now, lifetime=lifetime, chat=chat)
+    if not weeks:
+        weeks = _weeks_with_listings(book, zone, now, since)
+    currency = ledger.valuation.currency
+    rows = [
+        pulse_row(pulse)
+        for pulse in pulses(book, weeks, currency=currency, thresholds=thresholds)
+        if pulse.sellers or pulse.buyers or pulse.sell_offers or pulse.buy_offers
+    ]
     rows.sort(key=lambda row: (row["week_start"], row["gpu"], row["deal"]))
     return rows
 
 
-def _monday(moment: datetime, zone: ZoneInfo) -> date:
-    day = moment.astimezone(zone).date()
-    return day - timedelta(days=day.weekday())
+def pulse_row(pulse: Pulse) -> dict[str, Any]:
+    assert pulse.week is not None, "a pulse row is one ISO week's"
+    year, _, number = pulse.week.partition("-W")
+    return {
+        "week": pulse.week,
+        "week_start": date.fromisocalendar(int(year), int(number), 1).isoformat(),
+        "gpu": pulse.gpu,
+        "deal": pulse.deal.value,
+        "sellers": pulse.sellers,
+        "buyers": pulse.buyers,
+        "median_ask": _rounded(pulse.median_ask),
+        "median_bid": _rounded(pulse.median_bid),
+        "p25_ask": _rounded(pulse.p25_ask),
+        "p75_ask": _rounded(pulse.p75_ask),
+        "best_ask": _rounded(pulse.best_ask),
+        "best_bid": _rounded(pulse.best_bid),
+        "currency": pulse.currency.value,
+        "unit": pulse.unit.value,
+        "wow_ask": _rounded(pulse.wow_ask),
+        "reading": None if pulse.reading is None else pulse.reading.value,
+        "sell_posters": pulse.sell_posters,
+        "buy_posters": pulse.buy_posters,
+        "sell_messages": pulse.sell_messages,
+        "buy_messages": pulse.buy_messages,
+    }
+
+
+def _weeks_with_listings(
+    book: Listings, zone: ZoneInfo, now: datetime, since: datetime | None
+) -> list[Week]:
+    if not book.listings:
+        return []
+    first = min(listing.first_at for listing in book.listings)
+    last = min(now, max(listing.ends_at for listing in book.listings))
+    start = Week.of(max(first, since) if since is not None else first, zone)
+    stop = Week.of(last, zone)
+    count = (stop.monday - start.monday).days // 7
+    return [start.shifted(i) for i in range(count + 1)]
 
 
 def _rounded(value: Decimal | None) -> Decimal | None:

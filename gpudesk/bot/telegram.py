@@ -43,8 +43,8 @@ import re
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Collection, Coroutine
 from dataclasses import dataclass, replace
-from datetime import UTC, timedelta
-from typing import Any, Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from aiolimiter import AsyncLimiter
 from telegram import (
@@ -69,6 +69,8 @@ from telegram.error import (
 )
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ExtBot
 
+from gpudesk.bot.outbox import ReplyOutbox
+from gpudesk.handlers.desk import DeskPort
 from gpudesk.handlers.message import ChatMessage, Reply
 
 __all__ = ["PLATFORM", "DeskPort", "TelegramAdapter", "split_text", "to_chat_message"]
@@ -84,24 +86,8 @@ _GROUP_TYPES = frozenset({ChatType.GROUP, ChatType.SUPERGROUP})
 _COMMAND_RE = re.compile(r"^(/[A-Za-z0-9_]+)@([A-Za-z0-9_]+)(?=\s|$)")
 _DESK_ATTEMPTS = 3  # a desk error is retried this often before the update is skipped
 _SEND_ATTEMPTS = 3  # a send that hits a network error (not a 429: the limiter retries those)
+_OVERALL_BURST = 4  # sends at once after a quiet spell; no second holds more than the cap
 _NAMES_REMEMBERED = 10_000  # user id -> display name, for @-mentions in replies
-
-
-class DeskPort(Protocol):
-    """What the adapter needs from the desk (`gpudesk.handlers.desk.Desk` provides it)."""
-
-    def handle(self, message: ChatMessage) -> list[Reply]:
-        """Store the message and its offers (committed on return); what to say. Re-delivery
-        of the same platform + chat + message id returns []."""
-        ...
-
-    def needs_admin(self, text: str) -> bool:
-        """Whether answering `text` depends on the sender being a group admin."""
-        ...
-
-    def command_menu(self, language: str) -> list[tuple[str, str]]:
-        """(command, description) pairs for the command menu in `language` ("en" or "zh")."""
-        ...
 
 
 # --------------------------------------------------------------------------------------------
@@ -267,10 +253,14 @@ class _SendRateLimiter(AIORateLimiter):
         # AsyncLimiter is a leaky bucket: `max_rate` at once, then refilled steadily. Sized so
         # that no minute (per group) or second (overall) ever holds more than the cap: a group
         # gets a burst of `group_burst` (a split reply goes out at once), then the rest of its
-        # minute's cap spread out; overall sends are spread evenly, with no burst.
+        # minute's cap spread out; overall, a small burst (so a quiet bot answers at once, not
+        # a pacing interval later) and the rest of each second's cap spread out.
+        overall_burst = _OVERALL_BURST if overall_per_second > 2 * _OVERALL_BURST else 1
         super().__init__(
-            overall_max_rate=1,
-            overall_time_period=1 / overall_per_second,
+            overall_max_rate=overall_burst,
+            overall_time_period=overall_burst / (overall_per_second - overall_burst)
+            if overall_burst > 1
+            else 1 / overall_per_second,
             group_max_rate=group_burst,
             group_time_period=60 * group_burst / (group_per_minute - group_burst),
             max_retries=max_retries,
@@ -371,6 +361,7 @@ class TelegramAdapter:
         private_messages_per_second: float = 1,
         messages_per_second: float = 25,
         drain_timeout: float = 10.0,
+        outbox: ReplyOutbox | None = None,
     ) -> None:
         if not token:
             raise ValueError("a Telegram bot token is required")
@@ -386,6 +377,7 @@ class TelegramAdapter:
         self._allowed_chat_ids = frozenset(str(chat_id) for chat_id in allowed_chat_ids)
         self._poll_timeout = poll_timeout
         self._drain_timeout = drain_timeout
+        self._outbox = outbox  # -- outbox (issue 9): the ledger, when replies are queued there
         self._quiet_libraries()
 
         builder = (
@@ -447,6 +439,7 @@ class TelegramAdapter:
             await self._close()
             raise
         self._started = True
+        self._resend_unsent()
         self._poll_task = asyncio.create_task(self._poll_loop(), name="telegram-poll")
         # If reading ever ends on its own (a refused token), run_until_stopped() must return.
         self._poll_task.add_done_callback(lambda _: self._stop_requested.set())
@@ -681,10 +674,12 @@ class TelegramAdapter:
         """Send one chat's replies in order; the task ends when the chat's outbox is empty."""
         try:
             while outbox:
+                sent: bool | None = None
                 try:
-                    await self._send(outbox[0])
+                    sent = await self._send(outbox[0])
                 except Exception:  # a bug, not Telegram's no (_send logs those): keep going
                     self._log.exception("Telegram: could not send a reply to %s", chat_id)
+                self._finish(outbox[0].reply, sent)
                 outbox.popleft()
         finally:
             if self._outboxes.get(chat_id) is outbox:
@@ -706,9 +701,36 @@ class TelegramAdapter:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
 
-    async def _send(self, item: _Outgoing) -> None:
-        """Send one reply; log and move on when Telegram refuses it (it is the desk's record,
-        not ours, that must survive)."""
+    # -- outbox (issue 9): replies queued in the ledger are marked once sent, and what a crash
+    # or a stop left queued is sent again on start (at least once: see gpudesk.bot.outbox).
+
+    def _resend_unsent(self) -> None:
+        if self._outbox is None:
+            return
+        unsent = self._outbox.unsent_replies(PLATFORM)
+        if unsent:
+            self._log.info("Telegram: sending %d repl%s left queued", len(unsent), _ies(unsent))
+        for reply in unsent:
+            # The ledger dropped reply_to_id where it names a message of another chat.
+            self._enqueue(reply, reply.chat_id)
+
+    def _finish(self, reply: Reply, sent: bool | None) -> None:
+        """Mark a queued reply sent or refused; one that could not be sent now stays queued."""
+        if self._outbox is None or reply.outbox_id is None or sent is None:
+            return
+        try:
+            self._outbox.finish_reply(
+                reply.outbox_id,
+                at=datetime.now(UTC),
+                status="sent" if sent else "failed",
+                note=None if sent else "refused by Telegram",
+            )
+        except Exception:  # the reply is out; at worst it goes again after a restart
+            self._log.exception("Telegram: could not mark reply %s sent", reply.outbox_id)
+
+    async def _send(self, item: _Outgoing) -> bool | None:
+        """Send one reply: True once sent; False when Telegram refuses it for good, None when
+        it could not be sent now (both logged). The desk's record survives either way."""
         reply = item.reply
         chat_id: int | str = int(reply.chat_id) if _is_int(reply.chat_id) else reply.chat_id
         reply_parameters = (
@@ -734,7 +756,7 @@ class TelegramAdapter:
                     )
                 )
                 if caption is not None or not reply.text.strip():
-                    return
+                    return True
             limit = MessageLimit.MAX_TEXT_LENGTH - room
             for index, piece in enumerate(split_text(reply.text, limit)):
                 text = _html(piece, mentions if index == 0 else "")
@@ -749,8 +771,11 @@ class TelegramAdapter:
                 )
         except (Forbidden, BadRequest) as error:
             self._log.warning("Telegram: could not send to %s: %s", reply.chat_id, error)
+            return False
         except TelegramError as error:  # including a 429 still there after every retry
             self._log.error("Telegram: gave up sending to %s: %s", reply.chat_id, error)
+            return None
+        return True
 
     async def _call(self, send: Callable[[], Awaitable[Message]]) -> Message:
         """`send()`, again after a network error (the rate limiter already retries 429s).
@@ -788,6 +813,10 @@ def _html(text: str, mentions: str = "") -> str:
 def _plain(mentions: str) -> str:
     """What the reader sees of the mention links: the names."""
     return html.unescape(re.sub(r"<[^>]+>", "", mentions))
+
+
+def _ies(items: Collection[object]) -> str:
+    return "y" if len(items) == 1 else "ies"
 
 
 def _is_int(value: str) -> bool:

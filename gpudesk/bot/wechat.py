@@ -45,11 +45,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from types import ModuleType, TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from grpclib.exceptions import GRPCError, ProtocolError, StreamTerminatedError
 
 from gpudesk.bot import wechat_compat
+from gpudesk.handlers.desk import DeskPort
 from gpudesk.handlers.message import ChatMessage, Reply
 
 if TYPE_CHECKING:
@@ -77,18 +78,6 @@ log = logging.getLogger(__name__)
 # answer (TimeoutError), the gRPC stream cut or failed. These are logged in one line;
 # anything else also gets its traceback.
 _CONNECTION_ERRORS = (OSError, TimeoutError, GRPCError, ProtocolError, StreamTerminatedError)
-
-
-class DeskPort(Protocol):
-    """What the adapter needs from the desk (`gpudesk.handlers.desk.Desk` provides it)."""
-
-    def handle(self, message: ChatMessage) -> list[Reply]:
-        """Store the message and its offers; return what to say. Re-delivery returns []."""
-        ...
-
-    def needs_admin(self, text: str) -> bool:
-        """Whether answering `text` depends on the sender being a group admin."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ WeChat has no slash-command menu.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -17,14 +18,16 @@ from zoneinfo import ZoneInfo
 
 from gpudesk.handlers import format as fmt
 from gpudesk.handlers.digest_text import compose as compose_digest
+from gpudesk.handlers.explain import CHAT_LIMITS, explain_text
 from gpudesk.handlers.texts import say
 from gpudesk.market.book import PostedOffer
 from gpudesk.market.catalog import MODELS, resolve_model
+from gpudesk.market.listings import Week, pulses
 from gpudesk.market.match import Match, MatchPolicy, find_matches
 from gpudesk.market.message import ChatMessage, Reply
 from gpudesk.market.normalise import Valuation, unit_for
 from gpudesk.market.offer import Deal, Side
-from gpudesk.market.pulse import Pulse, ReadingThresholds, compute_market, compute_pulse
+from gpudesk.market.pulse import Pulse, ReadingThresholds
 from gpudesk.storage.ledger import FILLED, OPEN, WITHDRAWN, Ledger, OfferRecord
 
 
@@ -105,30 +108,27 @@ def help_(ctx: Context, args: list[str]) -> str:
 
 
 def price(ctx: Context, args: list[str]) -> str:
+    """This ISO week's pulse so far, counted by listings (issue 11): what the digest and
+    `gpudesk export --what pulse` say of the week."""
     gpu, deals = _model_and_deals(ctx, args, example="/price H100 rent")
-    offers = _recent(ctx, gpu)
-    sections = []
-    for deal in deals:
-        pulse = _pulse(ctx, offers, gpu, deal)
-        if pulse.sellers or pulse.buyers:
-            sections.append(_pulse_text(ctx, pulse))
+    week = Week.of(ctx.now, ctx.settings.zone)
+    found = {pulse.deal: pulse for pulse in _week_pulses(ctx, week, gpu)}
+    sections = [
+        _pulse_text(ctx, found[deal])
+        for deal in deals
+        if deal in found and (found[deal].sellers or found[deal].buyers)
+    ]
     if not sections:
-        return say(ctx.lang, "price.none", gpu=gpu, days=ctx.settings.pulse_days)
+        return say(ctx.lang, "price.none_week", gpu=gpu, week=week.label)
     return "\n\n".join(sections)
 
 
 def market(ctx: Context, args: list[str]) -> str:
-    offers = _recent(ctx, None)
-    pulses = compute_market(
-        offers,
-        now=ctx.now,
-        window=ctx.settings.pulse_window,
-        currency=ctx.settings.valuation.currency,
-        thresholds=ctx.settings.thresholds,
-    )
+    week = Week.of(ctx.now, ctx.settings.zone)
+    pulses = [p for p in _week_pulses(ctx, week, None) if p.sellers or p.buyers]
     if not pulses:
-        return say(ctx.lang, "market.none", days=ctx.settings.pulse_days)
-    lines = [say(ctx.lang, "market.title", days=ctx.settings.pulse_days, scope=_scope_note(ctx))]
+        return say(ctx.lang, "market.none_week", week=week.label)
+    lines = [say(ctx.lang, "market.title_week", week=week.label, scope=_scope_note(ctx))]
     currency = ctx.settings.valuation.currency
     for pulse in pulses:
         lines.append(
@@ -154,11 +154,20 @@ def book(ctx: Context, args: list[str]) -> str:
     gpu, deals = _model_and_deals(ctx, args, example="/book H100 rent")
     sections = []
     for deal in deals:
-        standing = ctx.ledger.open_offers(now=ctx.now, gpu=gpu, deal=deal, chat=ctx.scope)
-        if not standing:
+        asks, bids = (
+            ctx.ledger.best_offers(
+                now=ctx.now,
+                gpu=gpu,
+                deal=deal,
+                side=side,
+                lowest_first=side is Side.SELL,
+                limit=BOOK_DEPTH,
+                chat=ctx.scope,
+            )[:BOOK_DEPTH]
+            for side in (Side.SELL, Side.BUY)
+        )
+        if not (asks or bids):
             continue
-        asks = _best([r for r in standing if r.posted.offer.side is Side.SELL], lowest=True)
-        bids = _best([r for r in standing if r.posted.offer.side is Side.BUY], lowest=False)
         deal_word = say(ctx.lang, f"deal.{deal.value}")
         lines = [say(ctx.lang, "book.title", gpu=gpu, deal=deal_word)]
         for key, side in (("book.asks", asks), ("book.bids", bids)):
@@ -245,6 +254,42 @@ def digest(ctx: Context, args: list[str]) -> list[Reply]:
     )
 
 
+def explain(ctx: Context, args: list[str]) -> str:
+    """The parties behind a week's pulse and the posts behind each (issue 11):
+    `/explain H100 rent [2026-W43]`, this week by default."""
+    week = Week.of(ctx.now, ctx.settings.zone)
+    if args and re.fullmatch(r"\d{4}-?[wW]\d{1,2}", args[-1]):
+        try:
+            week = Week.parse(args[-1], ctx.settings.zone)
+        except ValueError:
+            raise UsageError(
+                say(ctx.lang, "error.bad_week", value=args[-1], example="2026-W43")
+            ) from None
+        args = args[:-1]
+    gpu, deals = _model_and_deals(ctx, args, example="/explain H100 rent 2026-W43")
+    if len(deals) > 1:  # no deal named: those with anyone in them
+        active = {p.deal for p in _week_pulses(ctx, week, gpu) if p.sellers or p.buyers}
+        deals = [deal for deal in deals if deal in active]
+        if not deals:
+            return say(ctx.lang, "price.none_week", gpu=gpu, week=week.label)
+    return "\n\n".join(
+        explain_text(
+            ctx.ledger,
+            gpu=gpu,
+            deal=deal,
+            week=week,
+            now=ctx.now,
+            lifetime=ctx.settings.offer_lifetime,
+            lang=ctx.lang,
+            thresholds=ctx.settings.thresholds,
+            chat=ctx.scope,
+            limits=CHAT_LIMITS,
+            scope_note=_scope_note(ctx),
+        )
+        for deal in deals
+    )
+
+
 COMMANDS: tuple[Command, ...] = (
     Command("help", ("帮助", "start", "菜单"), help_),
     Command("price", ("查价", "价格"), price),
@@ -259,6 +304,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("resume", ("恢复",), resume, admin=True),
     Command("scope", ("范围",), scope, admin=True),
     Command("digest", ("周报",), digest, admin=True),
+    Command("explain", ("解读",), explain, admin=True),
 )
 
 
@@ -296,10 +342,28 @@ def _lookup(name: str) -> Command | None:
 def find_counterparties(
     ledger: Ledger, settings: DeskSettings, posted: PostedOffer, *, now: datetime
 ) -> list[Match]:
-    """The best standing counterparties for `posted`, from every group."""
-    offer = posted.offer
-    standing = ledger.open_offers(now=now, gpu=offer.gpu, deal=offer.deal, side=offer.side.opposite)
-    return find_matches(posted, [r.posted for r in standing], settings.match_policy)
+    """The best standing counterparties for `posted`, from every group.
+
+    The ledger hands over only the best-priced candidates within the tolerance (from its price
+    index), so the cost does not grow with the book; `find_matches` ranks them exactly.
+    """
+    offer, policy = posted.offer, settings.match_policy
+    wanted = offer.side.opposite
+    bounds: dict[str, Decimal] = {}
+    if posted.unit_price is not None:
+        if wanted is Side.SELL:  # asks at most the bid plus the tolerance
+            bounds["price_at_most"] = posted.unit_price * (1 + policy.tolerance)
+        else:  # bids at least the ask less the tolerance
+            bounds["price_at_least"] = posted.unit_price / (1 + policy.tolerance)
+    candidates = ledger.best_offers(
+        now=now,
+        gpu=offer.gpu,
+        deal=offer.deal,
+        side=wanted,
+        lowest_first=wanted is Side.SELL,
+        **bounds,  # type: ignore[arg-type]
+    )
+    return find_matches(posted, [record.posted for record in candidates], policy)
 
 
 def match_text(lang: str, posted: PostedOffer, matches: list[Match], now: datetime) -> str:
@@ -355,25 +419,14 @@ def _deal_word(word: str) -> Deal | None:
     return _DEAL_WORDS.get(word.lower())
 
 
-def _recent(ctx: Context, gpu: str | None) -> list[PostedOffer]:
-    """Offers seen in this window and the one before (for week-on-week moves)."""
-    start = ctx.now - 2 * ctx.settings.pulse_window
-    records = ctx.ledger.offers_seen_between(
-        start, ctx.now + timedelta(microseconds=1), gpu=gpu, chat=ctx.scope
+def _week_pulses(ctx: Context, week: Week, gpu: str | None) -> list[Pulse]:
+    """The week's pulses from the ledger's listings up to now (issue 11), busiest first."""
+    book = ctx.ledger.listings(
+        until=ctx.now, lifetime=ctx.settings.offer_lifetime, gpu=gpu, chat=ctx.scope
     )
-    return [record.posted for record in records]
-
-
-def _pulse(ctx: Context, offers: list[PostedOffer], gpu: str, deal: Deal) -> Pulse:
-    return compute_pulse(
-        offers,
-        gpu,
-        deal,
-        now=ctx.now,
-        window=ctx.settings.pulse_window,
-        currency=ctx.settings.valuation.currency,
-        thresholds=ctx.settings.thresholds,
-    )
+    settings = ctx.settings
+    currency, thresholds = settings.valuation.currency, settings.thresholds
+    return pulses(book, [week], currency=currency, thresholds=thresholds, gpu=gpu)
 
 
 def _pulse_text(ctx: Context, pulse: Pulse) -> str:
@@ -386,10 +439,10 @@ def _pulse_text(ctx: Context, pulse: Pulse) -> str:
     lines = [
         say(
             lang,
-            "price.title",
+            "price.title_week",
             gpu=pulse.gpu,
             deal=deal,
-            days=ctx.settings.pulse_days,
+            week=pulse.week,
             scope=_scope_note(ctx),
         ),
         say(
@@ -435,6 +488,16 @@ def _pulse_text(ctx: Context, pulse: Pulse) -> str:
             posts=pulse.sell_offers + pulse.buy_offers,
         )
     )
+    lines.append(
+        say(
+            lang,
+            "price.raw",
+            sell_posts=pulse.sell_offers,
+            sell_posters=pulse.sell_posters,
+            buy_posts=pulse.buy_offers,
+            buy_posters=pulse.buy_posters,
+        )
+    )
     return "\n".join(lines)
 
 
@@ -446,13 +509,6 @@ def _reading(ctx: Context, pulse: Pulse) -> str:
 
 def _scope_note(ctx: Context) -> str:
     return say(ctx.lang, "price.this_group") if ctx.scope else ""
-
-
-def _best(records: list[OfferRecord], *, lowest: bool) -> list[OfferRecord]:
-    priced = [r for r in records if r.posted.unit_price is not None]
-    unpriced = [r for r in records if r.posted.unit_price is None]
-    priced.sort(key=lambda r: r.posted.unit_price, reverse=not lowest)  # type: ignore[arg-type,return-value]
-    return priced + unpriced
 
 
 def _book_line(ctx: Context, record: OfferRecord) -> str:
@@ -492,6 +548,7 @@ def _close(ctx: Context, args: list[str], status: str, done_key: str, *, example
     if not (own or ctx.is_bot_admin):
         raise UsageError(say(ctx.lang, "error.not_yours", id=offer_id))
     ctx.ledger.set_status(offer_id, status, now=ctx.now)
+    ctx.ledger.record_closing(offer_id, status, at=ctx.now, message=ctx.message)  # issue 11
     return say(ctx.lang, done_key, id=offer_id)
 
 

@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from gpudesk.handlers.commands import (
     COMMANDS,
@@ -36,6 +37,7 @@ from gpudesk.market.message import ChatMessage, Reply
 from gpudesk.market.normalise import gpu_count
 from gpudesk.market.offer import Offer
 from gpudesk.market.parse import parse_offers
+from gpudesk.market.withdrawal import detect_withdrawal
 from gpudesk.storage.ledger import Ledger
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,23 @@ log = logging.getLogger(__name__)
 # Real posts are a few hundred characters; past this a message is stored but not read, so one
 # pasted log file cannot stall the desk.
 MAX_READ_CHARS = 64 * 1024
+
+
+class DeskPort(Protocol):
+    """What a chat adapter needs from the desk; `Desk` provides it, tests may stub it."""
+
+    def handle(self, message: ChatMessage) -> list[Reply]:
+        """Store the message and its offers (committed on return); what to say. Re-delivery
+        of the same platform + chat + message id returns []."""
+        ...
+
+    def needs_admin(self, text: str) -> bool:
+        """Whether answering `text` depends on the sender being a group admin."""
+        ...
+
+    def command_menu(self, language: str) -> list[tuple[str, str]]:
+        """(command, description) pairs for the command menu in `language` ("en" or "zh")."""
+        ...
 
 
 def system_clock() -> datetime:
@@ -65,6 +84,9 @@ class Desk:
         self.clock = clock
         self.parse = parse
         self._command_times: dict[tuple[str, str], deque[datetime]] = {}
+        # -- outbox (issue 9): platforms whose adapter sends from the ledger's outbox and marks
+        # each reply sent (`gpudesk run` sets it); replies to others are only returned.
+        self.outbox_platforms: frozenset[str] = frozenset()
 
     # -- the entry point --------------------------------------------------------------------
 
@@ -73,14 +95,20 @@ class Desk:
         now = self.clock()
         message = clean(message)
         source = "live" if message.announce else "import"
-        stored = self.ledger.store_message(message, received_at=now, source=source)
-        if not (stored.fresh or stored.changed) and stored.handled:
-            return []  # delivered before: the ledger already has it, and it was answered
         try:
-            return self._act(stored.id, message, now, edited=stored.changed)
+            # -- outbox (issue 9): storing, reading and answering a message are one
+            # transaction, and the answer is queued in the ledger's outbox within it, so a crash
+            # leaves all of it or none of it; the adapter marks each reply sent.
+            with self.ledger.transaction():
+                stored = self.ledger.store_message(message, received_at=now, source=source)
+                if not (stored.fresh or stored.changed) and stored.handled:
+                    return []  # delivered before: the ledger already has it, and it was answered
+                replies = self._act(stored.id, message, now, edited=stored.changed)
+                return self._queue(stored.id, replies, now)
         except Exception:
-            # The message is safe in the inbox (unhandled); say sorry rather than go silent.
+            # Rolled back: keep the message in the inbox (unhandled, for recover()), say sorry.
             log.exception("could not handle message %s in %s", message.message_id, message.chat_id)
+            self.ledger.store_message(message, received_at=now, source=source)
             return [self._reply(message, say(self._lang(message), "error.internal"))]
 
     def recover(self) -> int:
@@ -101,6 +129,14 @@ class Desk:
 
     # -- inside -------------------------------------------------------------------------------
 
+    def _queue(self, message_row: int, replies: list[Reply], now: datetime) -> list[Reply]:
+        """-- outbox (issue 9): the replies on `outbox_platforms`, written to the outbox."""
+        durable = [r for r in replies if r.platform in self.outbox_platforms]
+        if not durable:
+            return replies
+        queued = iter(self.ledger.queue_replies(durable, message_row=message_row, at=now))
+        return [next(queued) if r.platform in self.outbox_platforms else r for r in replies]
+
     def _act(
         self, message_row: int, message: ChatMessage, now: datetime, *, edited: bool
     ) -> list[Reply]:
@@ -117,14 +153,27 @@ class Desk:
             self.ledger.mark_handled(message_row)
             return []
         offers = self.parse(message.text)
+        # A message with no offers may end a deal ("H100已出，谢谢各位"): issue 11.
+        said = None if offers else detect_withdrawal(message.text)
         with self.ledger.transaction():
+            kept = False  # a post edited into "已出" keeps what it advertised, and ends it
             if edited:
                 self.ledger.drop_offers_of_message(message_row)
+                kept = self.ledger.forget_listing_facts(message_row, keep_adverts=said is not None)
             fresh = [
                 posted
                 for item, offer in enumerate(offers)
                 if (posted := self._book(message_row, item, message, offer)) is not None
             ]
+            if said is not None:
+                self.ledger.record_withdrawal(
+                    message_row=message_row,
+                    message=message,
+                    said=said,
+                    at=now if kept else message.sent_at,
+                    lifetime=self.settings.offer_lifetime,
+                    reply_to_id=message.message_id if kept else None,
+                )
             self.ledger.mark_handled(message_row)
         return self._announce(message, fresh, now)
 
@@ -151,6 +200,7 @@ class Desk:
         for standing in self.ledger.poster_offers(message.platform, message.poster_id, now=at):
             if is_repost(candidate, standing.posted):
                 self.ledger.refresh_offer(standing.id, seen_at=at, expires_at=at + lifetime)
+                self._advertised(message_row, item, message, candidate, standing.id)
                 return None
         offer_id = self.ledger.add_offer(
             message_row=message_row,
@@ -161,7 +211,22 @@ class Desk:
             posted_at=at,
             expires_at=at + lifetime,
         )
+        self._advertised(message_row, item, message, candidate, offer_id)
         return replace(candidate, id=offer_id)
+
+    def _advertised(
+        self, message_row: int, item: int, message: ChatMessage, posted: PostedOffer, offer_id: int
+    ) -> None:
+        """Every offer read is an advertisement, a repost too: the pulse counts listings from
+        them (issue 11)."""
+        self.ledger.record_advert(
+            message_row=message_row,
+            item=item,
+            message=message,
+            offer=posted.offer,
+            gpus=posted.gpus,
+            offer_id=offer_id,
+        )
 
     def _announce(
         self, message: ChatMessage, fresh: list[PostedOffer], now: datetime

@@ -27,6 +27,7 @@ from gpudesk.market.book import PostedOffer
 from gpudesk.market.digest import HISTORY_WEEKS, Digest, build_digest, week_label
 from gpudesk.market.message import Reply
 from gpudesk.market.normalise import unit_for
+from gpudesk.market.privacy import mask_personal
 from gpudesk.market.pulse import WEEK, Pulse, Reading
 from gpudesk.storage.ledger import ChatRecord, Ledger
 
@@ -71,6 +72,9 @@ def load_digest(
         currency=settings.valuation.currency,
         thresholds=settings.thresholds,
         matches=ledger.matches_between(start, end, chat=scope),
+        # The table, headline and chart: the week's pulse by listings (issue 11).
+        book=ledger.listings(until=end, lifetime=settings.offer_lifetime, chat=scope),
+        zone=settings.zone,
     )
 
 
@@ -257,7 +261,8 @@ def _model(posted: PostedOffer) -> str:
 
 
 def _name(posted: PostedOffer) -> str:
-    return posted.poster_name or posted.poster_id
+    # A digest goes to a whole group: no phone numbers or WeChat ids in it (issue 9).
+    return mask_personal(posted.poster_name or posted.poster_id)
 
 
 def _unit_price(posted: PostedOffer, digest: Digest, lang: str) -> str:

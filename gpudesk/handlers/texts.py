@@ -290,6 +290,115 @@ TEXTS: dict[str, dict[Lang, str]] = {
     "chart.parties": {"en": "Sellers and buyers this week", "zh": "本周卖方与买方家数"},
     "chart.sellers": {"en": "sellers", "zh": "卖方"},
     "chart.buyers": {"en": "buyers", "zh": "买方"},
+    # -- market truth (issue 11): the week's pulse by listings, and /explain ----------------------
+    "price.title_week": {
+        "en": "{gpu} {deal} · week {week}{scope}",
+        "zh": "{gpu} {deal} · {week} 周{scope}",
+    },
+    "price.none_week": {
+        "en": "Nobody has a {gpu} listing standing in week {week}.",
+        "zh": "{week} 周没有在挂的 {gpu} 信息。",
+    },
+    "price.raw": {
+        "en": "Posts this week: sell {sell_posts} by {sell_posters} posters,"
+        " buy {buy_posts} by {buy_posters}",
+        "zh": "本周帖子：卖 {sell_posts} 条（{sell_posters} 人），"
+        "买 {buy_posts} 条（{buy_posters} 人）",
+    },
+    "market.title_week": {
+        "en": "Market · week {week}{scope} (sellers/buyers, median ask · bid)",
+        "zh": "行情 · {week} 周{scope}（卖方/买方，卖价中位 · 买价中位）",
+    },
+    "market.none_week": {
+        "en": "No listings stand in week {week}.",
+        "zh": "{week} 周没有在挂的信息。",
+    },
+    "cmd.explain": {
+        "en": "the parties behind a pulse: /explain H100 rent [2026-W43] (admins)",
+        "zh": "行情明细：每家的帖子与价格 (管理员)",
+    },
+    "error.bad_week": {
+        "en": "“{value}” is not an ISO week; write it like {example}.",
+        "zh": "「{value}」不是 ISO 周，请写成 {example} 这样。",
+    },
+    "explain.title": {
+        "en": "{gpu} {deal} · week {week} ({start} – {end}){scope}",
+        "zh": "{gpu} {deal} · {week} 周（{start} – {end}）{scope}",
+    },
+    "explain.parties": {
+        "en": "{sellers} sellers · {buyers} buyers → {reading}",
+        "zh": "卖方 {sellers} 家 · 买方 {buyers} 家 → {reading}",
+    },
+    "explain.asks": {
+        "en": "Asks over {n} priced sellers: median {median} (p25 {p25}, p75 {p75}),"
+        " best {best}{wow}",
+        "zh": "卖价（{n} 家报价）：中位 {median}（p25 {p25}，p75 {p75}），最低 {best}{wow}",
+    },
+    "explain.bids": {
+        "en": "Bids over {n} priced buyers: median {median} (p25 {p25}, p75 {p75}), best {best}",
+        "zh": "买价（{n} 家报价）：中位 {median}（p25 {p25}，p75 {p75}），最高 {best}",
+    },
+    "explain.wow": {"en": ", {change} on the week before", "zh": "，较上周 {change}"},
+    "explain.raw": {
+        "en": "Posts in the week: sell {sell_posts} by {sell_posters} posters,"
+        " buy {buy_posts} by {buy_posters} posters",
+        "zh": "本周帖子：卖 {sell_posts} 条（{sell_posters} 人），"
+        "买 {buy_posts} 条（{buy_posters} 人）",
+    },
+    "explain.sellers": {"en": "Sellers:", "zh": "卖方："},
+    "explain.buyers": {"en": "Buyers:", "zh": "买方："},
+    "explain.none": {"en": "  (none)", "zh": "  （无）"},
+    "explain.listing": {
+        "en": "{n}. {name} · {qty} · {place} · {price}{counted}",
+        "zh": "{n}. {name} · {qty} · {place} · {price}{counted}",
+    },
+    "explain.price_week": {"en": "{price} this week", "zh": "本周 {price}"},
+    "explain.no_price": {"en": "no price stated", "zh": "未报价"},
+    "explain.not_counted": {
+        "en": " (its party's later listing sets its price)",
+        "zh": "（该方以其较新的信息计价）",
+    },
+    "explain.stands": {
+        "en": "   stands {start} – {end}: {ending}",
+        "zh": "   在挂 {start} – {end}：{ending}",
+    },
+    "explain.closed": {
+        "en": "closed by {name} in {chat} at {when}: “{text}”",
+        "zh": "{when} 由 {name} 在 {chat} 撤下：「{text}」",
+    },
+    "explain.closed_command": {
+        "en": "closed by {command} at {when}",
+        "zh": "{when} 以 {command} 撤下",
+    },
+    "explain.lapsed": {
+        "en": "lapsed {days} days after its last post",
+        "zh": "最后一帖 {days} 天后到期",
+    },
+    "explain.standing": {
+        "en": "still standing ({days} days after its last post unless posted again)",
+        "zh": "仍在挂（最后一帖 {days} 天后到期，除非再次发帖）",
+    },
+    "explain.advert": {
+        "en": "   {when} · {chat} · {name} · {role}: “{text}”",
+        "zh": "   {when} · {chat} · {name} · {role}：「{text}」",
+    },
+    "explain.more_posts": {
+        "en": "   …{n} more posts in between",
+        "zh": "   ……中间还有 {n} 条帖子",
+    },
+    "explain.later": {
+        "en": "   …and {n} later posts",
+        "zh": "   ……之后还有 {n} 条帖子",
+    },
+    "explain.more": {
+        "en": "…and {n} more listings: gpudesk explain {gpu} {deal} --week {week} lists them all",
+        "zh": "……另有 {n} 条信息，完整列表：gpudesk explain {gpu} {deal} --week {week}",
+    },
+    "role.original": {"en": "original", "zh": "首发"},
+    "role.repost": {"en": "repost", "zh": "重发"},
+    "role.cross_post": {"en": "cross-post", "zh": "跨群转发"},
+    "role.price_change": {"en": "price change", "zh": "改价"},
+    "role.broker_repost": {"en": "broker repost", "zh": "中介转发"},
 }
 
 

@@ -235,4 +235,3 @@ def resolve_model(query: str) -> ModelQuery | None:
             memory = size
             break
     return ModelQuery(model.gpu, model.variant or variant, memory)
-

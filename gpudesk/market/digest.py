@@ -25,6 +25,8 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 
 from gpudesk.market.book import PostedOffer
+from gpudesk.market.listings import Listings, Week, market_parties
+from gpudesk.market.listings import pulses as listing_pulses
 from gpudesk.market.normalise import Unit, unit_for
 from gpudesk.market.offer import Currency, Deal, Side
 from gpudesk.market.pulse import (
@@ -147,17 +149,27 @@ def build_digest(
     matches: Sequence[MadeMatch] = (),
     history_weeks: int = HISTORY_WEEKS,
     notable: int = NOTABLE,
+    book: Listings | None = None,
+    zone: tzinfo = UTC,
 ) -> Digest:
     """The digest of `(start, end]`.
 
     `offers` should reach back `history_weeks` windows before `end` for the chart (and one
     window for the week-on-week move); unit prices must already be in `currency`. `matches`
     outside the window are ignored.
+
+    With `book` (the ledger's listings), the table, the headline and the chart are the pulse of
+    the ISO week `week` in `zone` by listings (issue 11): the figures `/price` and `gpudesk
+    export --what pulse` give for that week. Without it, `offers` are read the same way.
     """
     window = end - start
-    pulses = compute_market(
-        offers, now=end, window=window, currency=currency, thresholds=thresholds
-    )
+    if book is None:
+        pulses = compute_market(
+            offers, now=end, window=window, currency=currency, thresholds=thresholds
+        )
+    else:
+        iso = Week.parse(week, zone)
+        pulses = listing_pulses(book, [iso], currency=currency, thresholds=thresholds)
     current = [o for o in offers if start < o.posted_at <= end]
     latest = _latest_by_lot(current)
     busiest = {(p.gpu, p.deal) for p in pulses[:notable]}
@@ -177,7 +189,9 @@ def build_digest(
         start=start,
         end=end,
         currency=currency,
-        overall=_overall(current, pulses, thresholds),
+        overall=_overall(current, pulses, thresholds)
+        if book is None
+        else _overall_by_listings(book, iso, pulses, thresholds),
         models=tuple(pulses),
         lowest_asks=_best_per_model(latest, Side.SELL, busiest, pulses),
         highest_bids=_best_per_model(latest, Side.BUY, busiest, pulses),
@@ -192,8 +206,50 @@ def build_digest(
         history=tuple(
             _history(offers, p.gpu, p.deal, end, window, history_weeks, currency, thresholds)
             for p in pulses
-        ),
+        )
+        if book is None
+        else _history_by_listings(book, iso, pulses, history_weeks, currency, thresholds),
     )
+
+
+def _overall_by_listings(
+    book: Listings, week: Week, pulses: Sequence[Pulse], thresholds: ReadingThresholds
+) -> Overall:
+    parties = market_parties(book, week.start, week.end)
+    return Overall(
+        sellers=parties.sellers,
+        buyers=parties.buyers,
+        posts=parties.posts,
+        reading=read_market(parties.sellers, parties.buyers, thresholds),
+        lead=next((p for p in pulses if p.wow_ask is not None), None),
+    )
+
+
+def _history_by_listings(
+    book: Listings,
+    week: Week,
+    pulses: Sequence[Pulse],
+    weeks: int,
+    currency: Currency,
+    thresholds: ReadingThresholds,
+) -> tuple[History, ...]:
+    span = [week.shifted(-back) for back in range(weeks - 1, -1, -1)]
+    found = {
+        (p.week, p.gpu, p.deal): p
+        for p in listing_pulses(book, span, currency=currency, thresholds=thresholds)
+    }
+    histories = []
+    for pulse in pulses:
+        points = []
+        for past in span:
+            seen = found.get((past.label, pulse.gpu, pulse.deal))
+            points.append(
+                WeekPoint(past.end, None, 0, 0)
+                if seen is None
+                else WeekPoint(past.end, seen.median_ask, seen.sellers, seen.buyers)
+            )
+        histories.append(History(pulse.gpu, pulse.deal, unit_for(pulse.deal), tuple(points)))
+    return tuple(histories)
 
 
 def _overall(

@@ -65,3 +65,4 @@ class Reply:
     image: bytes | None = None
     mention_ids: tuple[str, ...] = field(default=())
     kind: str = "answer"  # "answer" to a command, "match", "alert", "digest"
+    outbox_id: int | None = None  # its row in the ledger's outbox, once queued there (issue 9)

@@ -29,7 +29,7 @@ import re
 import unicodedata
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 import ahocorasick
@@ -39,6 +39,11 @@ from gpudesk.market.catalog import ModelQuery
 from gpudesk.market.offer import Currency, Deal, Offer, PricePer, QuantityUnit, Side
 
 __all__ = ["parse_offers"]
+
+# Longer texts are not chat posts (Telegram caps a message at 4,096 characters); reading only
+# this much keeps the worst case bounded.
+MAX_CHARS = 16_384
+_FRAMES = 4  # header or footer lines that can frame one item
 
 SELL, BUY = Side.SELL, Side.BUY
 SALE, RENT = Deal.SALE, Deal.RENT
@@ -72,6 +77,8 @@ class _Cue:
     span: str | None = None  # "月租": prices after it are per month
     unit: QuantityUnit | None = None  # "每卡": prices after it are per GPU
     value: object = None  # model query, variant, place, number, currency
+    hints: bool = False  # says something about the number after it (set when the table is built)
+    silent: bool = False  # only there to hide a shorter keyword inside it (收到 hides 收)
 
 
 def _words(spellings: str) -> tuple[str, ...]:
@@ -137,15 +144,15 @@ _KEYWORDS: tuple[tuple[str, _Cue], ...] = (
     ),
     # --- sale against rent ---
     (
-        "租|租赁|租用|短租|长租|租期|日租|卡时|机时|裸金属|lease|leased|rental|rentals|rent"
+        "租|租赁|租用|短租|长租|租期|起租|日租|机时|裸金属|lease|leased|rental|rentals|rent"
         "|reserved|bare metal|bare-metal|on-demand|on demand",
         _Cue(DEAL, deal=RENT, deal_strong=True),
     ),
+    ("卡时", _Cue(DEAL, deal=RENT, deal_strong=True, span="hour", unit=GPU)),
     ("月租|月付|包月", _Cue(DEAL, deal=RENT, deal_strong=True, before=PRICE_NEXT, span="month")),
     ("年租|年付|包年", _Cue(DEAL, deal=RENT, deal_strong=True, before=PRICE_NEXT, span="year")),
     ("时租", _Cue(DEAL, deal=RENT, deal_strong=True, before=PRICE_NEXT, span="hour")),
     ("租金", _Cue(DEAL, deal=RENT, deal_strong=True, before=PRICE_NEXT)),
-    ("起租", _Cue(DEAL, deal=RENT, deal_strong=True, before=IGNORE_NEXT)),
     ("monthly|per month", _Cue(DEAL, deal=RENT, deal_strong=True, span="month")),
     ("hourly|per hour", _Cue(DEAL, deal=RENT, deal_strong=True, span="hour")),
     ("算力|capacity|compute|instances|instance|gpu cloud", _Cue(DEAL, deal=RENT)),
@@ -234,42 +241,40 @@ def _ascii_alnum(char: str) -> bool:
     return char.isascii() and char.isalnum()
 
 
-def _word_bounded(text: str, start: int, end: int) -> bool:
-    """An English keyword must be a whole word: no ASCII letter or digit glued on either side."""
-    return not (
-        (start > 0 and _ascii_alnum(text[start]) and _ascii_alnum(text[start - 1]))
-        or (end < len(text) and _ascii_alnum(text[end - 1]) and _ascii_alnum(text[end]))
-    )
-
-
-_Check = Callable[[str, int, int], bool]
-_Entry = tuple[int, _Cue, "_Check | None", "str | None"]
+# How a keyword's edges are checked: not at all (Chinese), as an English word, as a model name
+# (`h100s`, `8xh100`), or as a form factor (`h100sxm`).
+NO_CHECK, WORD_CHECK, MODEL_CHECK, VARIANT_CHECK = range(4)
+_Entry = tuple[int, _Cue, int, "str | None"]
 
 
 def _build_automaton() -> ahocorasick.Automaton:
-    """All dictionary look-ups in one automaton: key -> (length, cue, boundary check, cased)."""
+    """All dictionary look-ups in one automaton: key -> (length, cue, edge check, cased)."""
     entries: dict[str, _Entry] = {}
 
-    def add(key: str, cue: _Cue, check: _Check | None, cased: str | None = None) -> None:
+    def add(key: str, cue: _Cue, check: int, cased: str | None = None) -> None:
+        hints = bool(cue.before or cue.span or cue.unit) or (
+            cue.kind == VARIANT and cue.value == "PCIe"  # "PCIe 5.0" is a bus version
+        )
+        cue = replace(cue, hints=hints, silent=cue.kind == WORD and not hints)
         if key in entries and entries[key][1] != cue:
             raise ValueError(f"keyword {key!r} has two meanings")
-        if check is _word_bounded and not (_ascii_alnum(key[0]) or _ascii_alnum(key[-1])):
-            check = None  # Chinese words have no word boundaries to check
+        if check == WORD_CHECK and not (_ascii_alnum(key[0]) or _ascii_alnum(key[-1])):
+            check = NO_CHECK  # Chinese words have no word boundaries to check
         entries[key] = (len(key), cue, check, cased)
 
     for alias, query in catalog.ALIASES.items():
-        add(alias, _Cue(MODEL, value=query), catalog.model_bounded)
+        add(alias, _Cue(MODEL, value=query), MODEL_CHECK)
     for alias, variant in catalog.VARIANT_ALIASES.items():
-        add(alias, _Cue(VARIANT, value=variant), catalog.variant_bounded)
+        add(alias, _Cue(VARIANT, value=variant), VARIANT_CHECK)
     for alias, name in places.ALIASES.items():
-        add(alias, _Cue(PLACE, value=name), _word_bounded)
+        add(alias, _Cue(PLACE, value=name), WORD_CHECK)
     for alias, name in places.CASED_ALIASES.items():
-        add(alias.lower(), _Cue(PLACE, value=name), _word_bounded, alias)
+        add(alias.lower(), _Cue(PLACE, value=name), WORD_CHECK, alias)
     for spellings, cue in _KEYWORDS:
         for key in _words(spellings):
-            add(key, cue, _word_bounded)
+            add(key, cue, WORD_CHECK)
     for word, number in _NUMBER_WORDS.items():
-        add(word, _Cue(NUMWORD, value=number), _word_bounded)
+        add(word, _Cue(NUMWORD, value=number), WORD_CHECK)
 
     automaton = ahocorasick.Automaton()
     for key, entry in entries.items():
@@ -305,56 +310,75 @@ _Hit = tuple[int, int, _Cue]
 
 _MODEL_MARK, _VARIANT_MARK = "\x01", "\x02"  # model/variant names blanked for the number scan
 
-_UNIT_ATOM = (
-    r"(?:(?P<gh>卡时|卡小时|gpu[\s-]?h(?:ou)?rs?|gpu[\s-]?h)|(?P<month>个月|月|months?|mos?|mth)"
-    r"|(?P<year>年|years?|yrs?|annum)|(?P<hour>小时|时|hours?|hrs?|h)"
-    r"|(?P<gpu>卡|张|片|块|颗|gpus?|cards?|pcs?|pieces?|npus?)"
-    r"|(?P<server>台|节点|整机|nodes?|servers?|box(?:es)?|machines?|systems?|units?)"
-    r"|(?P<each>each|ea\.?|apiece))(?![a-z])"
+# Unit words after a price ("/GPU/hr", "/台/月", " per node per month", "一张", " each") and what
+# each one says: per GPU or per server, and per hour, month or year.
+_UNIT_MEANINGS: dict[str, tuple[QuantityUnit | None, str | None]] = {}
+for _spellings, _meaning in (
+    ("卡时|卡小时|gpuhr|gpuhrs|gpuhour|gpuhours|gpuh", (GPU, "hour")),
+    ("个月|月|month|months|mo|mos|mth", (None, "month")),
+    ("年|year|years|yr|yrs|annum", (None, "year")),
+    ("小时|时|hour|hours|hr|hrs|h", (None, "hour")),
+    ("卡|张|片|块|颗|gpu|gpus|card|cards|pc|pcs|piece|pieces|npu|npus", (GPU, None)),
+    (
+        "台|节点|整机|node|nodes|server|servers|box|boxes|machine|machines|system|systems|unit|units",
+        (SERVER, None),
+    ),
+):
+    _UNIT_MEANINGS.update(dict.fromkeys(_words(_spellings), _meaning))
+_UNIT_MEANINGS.update(dict.fromkeys(("each", "ea", "ea.", "apiece"), (None, None)))
+_UNIT_WORD = (
+    r"(?:each|ea\.?|apiece|卡时|卡小时|gpu[\s-]?h(?:ou)?rs?|gpu[\s-]?h|个月|月|months?|mos?|mth|年|years?|yrs?|annum"
+    r"|小时|时|hours?|hrs?|h|卡|张|片|块|颗|gpus?|cards?|pcs?|pieces?|npus?|台|节点|整机|nodes?"
+    r"|servers?|box(?:es)?|machines?|systems?|units?)(?![a-z])"
 )
+_UNIT_WORDS = re.compile(_UNIT_WORD)
 _PER_SEPARATOR = r"(?:/|per\s+|a\s+(?=[a-z])|每\s*|一(?=[台张卡块片]))"
-_UNIT_ATOMS = re.compile(r"\s*" + _PER_SEPARATOR + r"?\s*" + _UNIT_ATOM)
 _EACH = r"(?:each|ea\.?|apiece)(?![a-z])"
+
+_NOT_MINIMUM = r"(?!\s*起(?!价|租\s*\d|租期))"  # "8卡起", "10台起": a minimum order, not a count
 
 # One number, anchored at its first digit: value, multiplier, currency, then either the units
 # of a price, a distractor unit, or a counter.
-_TOKEN = re.compile(
-    r"(?P<num>\d{1,3}(?:,\d{3})+(?!\d)|\d+(?:\.\d+)?)"
+_TOKEN = re.compile(  # re.ASCII: \d and \s mean ASCII digits and spaces
+    r"(?P<num>\d(?:\d{0,2}(?:,\d{3})+(?!\d)|\d*(?:\.\d+)?))"
+    r"(?P<range>\s?[-~～到至]\s?\d{1,4}(?:\.\d+)?(?![\d.]))?"  # "200-250w": the low end counts
     r"(?:\s?(?P<mult>百万|万|亿|千|w(?![a-z])(?!/\s)|k(?![a-z])|m(?![a-z])|mn(?![a-z])"
     r"|million(?![a-z])))?(?P<plus>\+)?"
     r"(?:\s?(?P<cur>元|块|rmb|cny|usdt|usd|美元|美金|人民币|刀|u(?![a-z])))?"
-    r"(?:(?P<per>(?:\s*" + _PER_SEPARATOR + r"\s*"
-    r"(?:卡时|卡小时|gpu[\s-]?h(?:ou)?rs?|gpu[\s-]?h|个月|月|months?|mos?|mth|年|years?|yrs?"
-    r"|annum|小时|时|hours?|hrs?|h|卡|张|片|块|颗|gpus?|cards?|pcs?|pieces?|npus?|台|节点|整机"
-    r"|nodes?|servers?|box(?:es)?|machines?|systems?|units?)(?![a-z]))+(?:\s*" + _EACH + r")?"
-    r"|\s*" + _EACH + r")"
+    r"(?:(?P<per>(?:\s*+" + _PER_SEPARATOR + r"\s*+" + _UNIT_WORD + r")+(?:\s*" + _EACH + r")?"
+    r"|\s*+" + _EACH + r")"
+    # Counters first (the common case); each refuses what the distractors below claim.
+    r"|\s*+(?:"
+    r"(?P<each>(?:gpus?|cards?|npus?|卡|x)\s*(?:each|apiece|/\s*(?:node|server|box|台|机)"
+    r"|per\s+(?:node|server|box|machine)|每台))"
+    r"|(?P<card>卡)(?!时|小时)" + _NOT_MINIMUM + r"(?P<cardbox>\s*(?:整机|服务器|机器|主机|机"
+    r"|servers?|nodes?|box(?:es)?|节点)(?![a-z]))?"
+    r"|(?P<gpu>张|片|颗|pcs?|pieces?|cards?|gpus?|npus?)(?![a-z])" + _NOT_MINIMUM + r""
+    r"|(?P<server>台|节点|套|nodes?|servers?|box(?:es)?|machines?|hosts?)(?![a-z])"
+    + _NOT_MINIMUM
+    + r""
+    r"|(?P<dash>-\s*(?:gpus?|cards?|npus?|way))(?![a-z])"
+    r"|(?P<x>[x×*])"
+    r"|(?P<mem>gb?)(?![a-z0-9])(?!/s|\s*(?:内存|ram|ddr|ssd|nvme|硬盘|存储|disk|ib|infiniband|roce"
+    r"|网卡|网络|以太网|带宽|ethernet|nic))"
+    r"|(?P<avail>available|avail|in stock|left|remaining|现货)(?![a-z])"
+    r")"
     # Dates, durations, times, percentages, power, network speeds, disks, RAM, CPU models,
     # minimum orders ("8卡起") and voucher card-hours are not counts or prices.
-    r"|(?P<skip>\s*(?:个多?月|月(?!租|付)|年(?!租|付)|周|天|日|号|个?小时|点|%|度|核|线程|路|岁"
+    r"|(?P<skip>\s*+(?:个多?月|月(?!租|付)|年(?!租|付)|周|天|日|号|个?小时|点|%|度|核|线程|路|岁"
     r"|分钟|:\d|[a-z]{1,2}\+|[-/.]\d{1,2}[-/.]\d|-\d{5,}|/\s*(?:度|kwh)"
     r"|-?\s*(?:months?|mos?|mths?|years?|yrs?|weeks?|wks?|days?|hours?|hrs?|mins?|minutes?"
     r"|am|pm)(?![a-z])|t(?:b|bps)?(?![a-z0-9])|[gm]bps|gb/s"
     r"|[gm]b?\s*(?:ib|infiniband|roce|网卡|网络|以太网|带宽|ethernet|nic)(?![a-z])"
     r"|g?b?\s*(?:内存|ram|ddr\d?|ssd|nvme|硬盘|系统盘|数据盘|存储|disk|hdd)(?![a-z])|kw|mw"
     r"|卡时|卡小时|tdp|功耗|电源|psu|[卡张台片]?\s*起(?!价|租\s*\d|租期)))"
-    r"|\s*(?:"
-    r"(?P<each>(?:gpus?|cards?|npus?|卡|x)\s*(?:each|apiece|/\s*(?:node|server|box|台|机)"
-    r"|per\s+(?:node|server|box|machine)|每台))"
-    r"|(?P<card>卡)(?P<cardbox>\s*(?:整机|服务器|机器|主机|机|servers?|nodes?|box(?:es)?"
-    r"|节点)(?![a-z]))?"
-    r"|(?P<gpu>张|片|颗|pcs?|pieces?|cards?|gpus?|npus?)(?![a-z])"
-    r"|(?P<server>台|节点|套|nodes?|servers?|box(?:es)?|machines?|hosts?)(?![a-z])"
-    r"|(?P<dash>-\s*(?:gpus?|cards?|npus?|way))(?![a-z])"
-    r"|(?P<x>[x×*])"
-    r"|(?P<mem>gb?)(?![a-z0-9])"
-    r"|(?P<avail>available|avail|in stock|left|remaining|现货)(?![a-z])"
-    r"))?"
+    r")?",
+    re.ASCII,
 )
-_DIGIT = re.compile(r"\d")
 _GLUED_RUN = re.compile(r"[0-9a-z_.]*")  # the rest of a product code such as nf5688
 _PHONE_RUN = re.compile(r"[\d\s-]*")
 _MOBILE_TAIL = re.compile(r"[\s-]?\d{4}[\s-]?\d{4}(?!\d)")  # 139 0000 1234
-_NETWORK_TAIL = re.compile(r"\s*[gmt]?b?(?:ps)?\s*[x×*]\s*\d+")  # the "×8" of "IB 400G×8"
+_NETWORK_TAIL = re.compile(r"\s*+[gmt]?b?(?:ps)?\s*+[x×*]\s*+\d+")  # the "×8" of "IB 400G×8"
 _DURATION = re.compile(r"\s*-?\s*(?:个多?月|周|天|星期|年|months?|weeks?|days?|years?|yrs?|mos?)")
 _FOR_BEFORE = re.compile(r"(?:(?<![a-z])for(?:\s+(?:a|about|around|another))?|用)\s*$")
 _YEAR_BEFORE = re.compile(r"(?:q[1-4]|in|by|since|from|until|till|before|after|early|late)\s*$")
@@ -375,20 +399,35 @@ _CJK_MULTIPLIERS = frozenset({"万", "w", "亿", "千", "百万"})
 _MILLIONS = frozenset({"m", "mn", "million"})
 _GENERATIONS = frozenset({"3", "4", "5", "6", "3.0", "4.0", "5.0", "6.0"})  # PCIe 5.0
 
-_AFTER_X = re.compile(r"\s*(?:(?P<each>each|apiece)|(?P<close>\))|(?P<model>[\x02\s]*\x01))")
-_BEFORE_MODEL = re.compile(r"[\s\x02]*\x01")
+_AFTER_X = re.compile(
+    r"\s*+(?:(?P<each>each|apiece)|(?P<close>\))|(?P<model>[\x02\s]*+\x01)"
+    r"|(?P<cpu>epyc|xeon|intel|amd|cpu|至强|铂金|金牌|platinum|gold|\d{4}(?![\d,])))"
+)
+_BEFORE_MODEL = re.compile(r"[\s\x02]*+\x01")
 _BEFORE_COUNT = re.compile(r"\s+\d+\s*(?:[x×*]|-\s*gpu|卡)")  # "one 8x RTX 4090 box"
 _SERVER_BEFORE_X = re.compile(
     r"(?:servers?|nodes?|box(?:es)?|machines?|整机|服务器|机器|主机|台|节点|\d\s*卡)\s*[,，]?\s*$"
 )
 # A server noun right after the model: "HGX H100 servers", "8x H100 node".
 _SERVER_AFTER_MODEL = re.compile(
-    r"[\x01\x02\s-]*(?:\d+\s*gb?\s*)?[\x02\s]*(?:(?P<plural>servers|nodes|boxes|machines|systems)"
+    r"[\x01\x02\s-]*+(?:\d+\s*+gb?\s*+)?[\x02\s]*+(?:(?P<plural>servers|nodes|boxes|machines|systems)"
     r"|(?P<single>server|node|box|machine|system|整机|服务器|机器|主机|节点))(?![a-z])"
 )
-_CN_COUNT = re.compile(r"([一二两三四五六七八九十百千万]+)\s*(台|张|卡(?!时)|片|块|套|节点)")
+_CN_NUMERALS = re.compile(r"[一二两三四五六七八九十百千万]+")
+_CN_COUNTER = re.compile(r"\s*+(台|张|卡(?!时)|片|块|套|节点)")
 _CN_NOT_A_COUNT = frozenset("数几多上每单第")
-_CN_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_CN_DIGITS = {
+    "一": 1,
+    "二": 2,
+    "两": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+    "七": 7,
+    "八": 8,
+    "九": 9,
+}
 _CN_UNITS = {"十": 10, "百": 100, "千": 1000, "万": 10_000}
 
 
@@ -426,6 +465,8 @@ class _Context:
 _NO_CONTEXT = _Context()
 _CLAUSE_MARK = re.compile(r"[,，;。\n!?]")
 _PREFIX_LAST = frozenset("$¥dbyu币金元")  # last characters of the currency prefixes
+# Characters before a number that need no further look (most Chinese, brackets, punctuation).
+_PLAIN_BEFORE = frozenset(" \n\t,，:：;(（)）[]【】/、~\x01\x02租价约为是共有收出")
 
 
 def _whole(value: Decimal) -> Decimal:
@@ -462,23 +503,19 @@ class _Scanner:
         self.marked = marked
         self.hits = hits
         # Only cues that say something about the next number matter here (IB, 月租, 每卡...).
-        self.cues = [hit for hit in hits if hit[2].before or hit[2].span or hit[2].unit or (
-            hit[2].kind == VARIANT and hit[2].value == "PCIe"
-        )]
+        self.cues = [hit for hit in hits if hit[2].hints]
         self.cue_ends = [end for _, end, _ in self.cues]  # hits do not overlap: sorted by end
 
     def scan(self) -> list[_Num]:
         numbers: list[_Num] = []
         marked = self.marked
         pos = 0
+        search = _TOKEN.search
         while True:
-            digit = _DIGIT.search(marked, pos)
-            if digit is None:
+            token = search(marked, pos)
+            if token is None:
                 break
-            start = digit.start()
-            token = _TOKEN.match(marked, start)
-            assert token is not None  # a digit always starts a number
-            num, pos = self._read(start, token)
+            num, pos = self._read(token.start(), token)
             if num is not None:
                 numbers.append(num)
         low = self.low
@@ -499,15 +536,20 @@ class _Scanner:
         marked = self.marked
         lead, prefix, after_x = start, None, False
         j = start
-        while j > 0 and marked[j - 1] == " ":
-            j -= 1
-        if j > 0:
+        if j > 0 and marked[j - 1] == " ":
+            while j > 0 and marked[j - 1] == " ":
+                j -= 1
+        if j > 0 and marked[j - 1] not in _PLAIN_BEFORE:
             prev = marked[j - 1]
             if prev in _PREFIX_LAST:
-                prefix = next((p for p in _CURRENCY_PREFIXES if marked.startswith(p, j - len(p))), None)
+                prefix = next(
+                    (p for p in _CURRENCY_PREFIXES if marked.startswith(p, j - len(p))), None
+                )
                 if prefix is not None:
                     lead = j - len(prefix)
-            elif prev in "x×*" and not (j > 1 and marked[j - 2].isascii() and marked[j - 2].isalpha()):
+            elif prev in "x×*" and not (
+                j > 1 and marked[j - 2].isascii() and marked[j - 2].isalpha()
+            ):
                 lead, after_x = j - 1, True
             if prefix is None and not after_x and j == start:
                 if prev == "+":  # an international phone number
@@ -517,19 +559,19 @@ class _Scanner:
                 ):  # part of a product code: NF5688, SYS-821GE
                     return None, _GLUED_RUN.match(marked, start).end()  # type: ignore[union-attr]
 
-        digits, mult, plus, cur = token.group(1, 2, 3, 4)
+        digits, mult, plus, cur = token.group("num", "mult", "plus", "cur")
         plain = digits.replace(",", "") if "," in digits else digits
         if len(plain) >= 9 and "." not in plain:
             return None, end  # phone numbers and account numbers
         if plus and len(digits) == 4 and mult is None:
             return None, end  # a CPU model such as 8480+; "1,000+ GPUs" is a count
         if len(plain) == 3 and plain[0] == "1" and plain[1] in "3456789":
-            tail = _MOBILE_TAIL.match(marked, token.end(1))
+            tail = _MOBILE_TAIL.match(marked, token.end("num"))
             if tail is not None:
                 return None, tail.end()
-        context = self._context(lead)
+        context = self._context(lead) if self.cue_ends else _NO_CONTEXT
         if context.ignore or (context.generation and plain in _GENERATIONS and kind == "num"):
-            tail = _NETWORK_TAIL.match(marked, token.end(1))
+            tail = _NETWORK_TAIL.match(marked, token.end("num"))
             return None, max(end, tail.end() if tail else end)
         if len(plain) == 4 and plain.startswith("20") and mult is None:
             if _YEAR_BEFORE.search(marked, max(0, lead - 8), lead) or marked.startswith("年", end):
@@ -538,7 +580,11 @@ class _Scanner:
         if cur == "u" and mult is None and kind != "per" and plain.isdigit() and int(plain) <= 10:
             return None, end  # a 4U chassis, not 4 USDT
         if not after_x and (
-            prefix is not None or mult is not None or cur is not None or kind == "per" or context.price
+            prefix is not None
+            or mult is not None
+            or cur is not None
+            or kind == "per"
+            or context.price
         ):
             price = self._price(lead, token, kind, Decimal(plain), prefix, context)
             if price is not None:
@@ -607,25 +653,19 @@ class _Scanner:
         context: _Context,
     ) -> _Num | None:
         """The number as a price, if anything marks it as one."""
-        mult, cur = token.group(2, 4)
+        mult, cur = token.group("mult", "cur")
         unit: QuantityUnit | None = None
         span: str | None = None
         each = False
         chinese = False
         if kind == "per":
-            for atom in _UNIT_ATOMS.finditer(token.group("per")):
-                atom_kind = atom.lastgroup
-                if atom_kind == "gh":
-                    unit, span = unit or GPU, span or "hour"
-                elif atom_kind == "gpu":
-                    unit = unit or GPU
-                elif atom_kind == "server":
-                    unit = unit or SERVER
-                elif atom_kind == "each":
-                    each = True
-                else:
-                    span = span or atom_kind
-                chinese = chinese or not atom.group(atom_kind)[0].isascii()  # type: ignore[index]
+            per = token.group("per")
+            for word in _UNIT_WORDS.findall(per):
+                word_unit, word_span = _UNIT_MEANINGS[word.replace(" ", "").replace("-", "")]
+                unit = unit or word_unit
+                span = span or word_span
+                chinese = chinese or not word.isascii()
+            each = "ea" in per or "apiece" in per
         money = prefix is not None or (cur is not None and cur != "块")
         if not (money or mult in _CJK_MULTIPLIERS or unit is not None or span is not None):
             if each and (mult in ("k", "m") or value >= 100):
@@ -649,17 +689,7 @@ class _Scanner:
         if unit is None:
             unit = context.unit
         script = chinese if (kind == "per" or context.span is not None) else None
-        return _Num(
-            lead,
-            token.end(),
-            PRICE,
-            _whole(value),
-            unit=unit,
-            span=span,
-            currency=currency,
-            chinese=script,
-            each=each,
-        )
+        return _Num(lead, token.end(), PRICE, _whole(value), unit, span, currency, script, each)
 
     def _count(
         self,
@@ -703,9 +733,11 @@ class _Scanner:
             return _Num(lead, end, X_THING, value)
         return _Num(lead, end, BARE, value)
 
-    def _x_count(self, lead: int, end: int, value: int) -> _Num:
+    def _x_count(self, lead: int, end: int, value: int) -> _Num | None:
         """`8x ...`: a count of what follows, or GPUs per server (`(8x each)`)."""
         after = _AFTER_X.match(self.marked, end)
+        if after is not None and after.group("cpu"):
+            return None  # "2x EPYC 9654", "2x 8480+": the CPUs of a server
         if after is not None and (after.group("each") or after.group("close")):
             return _Num(lead, after.end(), PER_SERVER, value)
         if after is not None and after.group("model"):
@@ -732,18 +764,22 @@ class _Scanner:
         """两台, 十台, 一台, 千卡: counts written in Chinese numerals."""
         prices = [(n.start, n.end) for n in numbers if n.role == PRICE]
         added = False
-        for m in _CN_COUNT.finditer(self.low):
-            start = m.start()
-            if start > 0 and self.low[start - 1] in _CN_NOT_A_COUNT:
+        low = self.low
+        for run in _CN_NUMERALS.finditer(low):
+            counter = _CN_COUNTER.match(low, run.end())
+            if counter is None:
+                continue
+            start = run.start()
+            if start > 0 and low[start - 1] in _CN_NOT_A_COUNT:
                 continue  # 几十台, 每台, 单张: not a count
             if any(a <= start < b for a, b in prices):
                 continue  # "75w一台" is per server, not one server
-            value = _chinese_number(m.group(1))
+            value = _chinese_number(run.group())
             if not value:
                 continue
-            counter = m.group(2)
-            role = SERVERS if counter in ("台", "套", "节点") else CARDS if counter == "卡" else GPUS
-            numbers.append(_Num(start, m.end(), role, value))
+            unit = counter.group(1)
+            role = SERVERS if unit in ("台", "套", "节点") else CARDS if unit == "卡" else GPUS
+            numbers.append(_Num(start, counter.end(), role, value))
             added = True
         if added:
             numbers.sort(key=lambda n: n.start)
@@ -756,21 +792,30 @@ class _Scanner:
 _CONTACT = re.compile(
     r"https?://\S+|www\.\S+|(?<![a-z0-9._%+-])[a-z0-9._%+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)+"
     r"|(?<![\w@])@[\w.]+|(?<![a-z0-9_])(?:vx|wx|v信|微信号?|wechat|weixin|tg|telegram|whatsapp)"
-    r"\s*[:：]?\s*[a-z0-9_+-]{4,}|(?<![a-z0-9_])[a-z][a-z0-9]*(?:_[a-z0-9]+)+"
+    r"\s*+[:：]?\s*+[a-z0-9_+-]{4,}|(?<![a-z0-9_])[a-z][a-z0-9]*+(?:_[a-z0-9]+)+"
 )
-_CONTACT_HINT = re.compile(r"[@_]|://|www\.|vx|wx|微信|v信|wechat|tg|telegram|whatsapp")
-_FULL_WIDTH = (("，", ","), ("：", ":"), ("；", ";"), ("（", "("), ("）", ")"), ("！", "!"), ("？", "?"))
+_CONTACT_HINT = re.compile(r"@|_|://|www\.|vx|wx|微信|v信|wechat|tg|telegram|whatsapp")
+_FULL_WIDTH = (
+    ("，", ","),
+    ("：", ":"),
+    ("；", ";"),
+    ("（", "("),
+    ("）", ")"),
+    ("！", "!"),
+    ("？", "?"),
+)
 _SEGMENT_BREAK = re.compile(r"[\n\r;。]+")
 _CLAUSE_BREAK = re.compile(r"[\n\r;。!?]")
 _SPLIT_MARK = re.compile(r"[,，、;|!?]|\.\s")
-_COUNT_TAIL = re.compile(r"(?:\d[\d,.]*\s*[x×*]?\s*)$")
-_LIST_GAP = re.compile(r"[\s\x02/、,，&+|]*(?:和|及|与|或|or|and)?[\s\x02/、,，&+|]*")
+_COUNT_TAIL = re.compile(r"(?<![\d,.])\d[\d,.]*+\s*+[x×*]?\s*+$")
+_LIST_GAP = re.compile(r"[\s\x02/、,，&+|]*+(?:和|及|与|或|or|and)?[\s\x02/、,，&+|]*+")
 _SERVER_WORD = re.compile(
-    r"台|整机|服务器|机器|节点|主机|卡机|(?<![a-z])(?:servers?|nodes?|box(?:es)?|machines?)(?![a-z])"
+    r"台|整机|服务器|机器|节点|主机|卡机|servers?(?![a-z])|nodes?(?![a-z])|box(?:es)?(?![a-z])"
+    r"|machines?(?![a-z])"
 )
 _PER_HINT = re.compile(
     r"(?:per|/|每)\s*(?:(?P<gh>gpu[\s-]?h(?:ou)?rs?|卡时)|(?P<gpu>gpu|card|卡|张)|(?P<server>node"
-    r"|server|box|台))(?:\s*(?:per|/|每)?\s*(?:(?P<hour>hours?|hrs?|h|小时|时)|(?P<month>months?"
+    r"|server|box|台))(?:\s*+(?:per|/|每)?\s*+(?:(?P<hour>hours?|hrs?|h|小时|时)|(?P<month>months?"
     r"|mo|月)|(?P<year>years?|yr|年)))?|(?P<ch>卡时)"
 )
 _HAN = re.compile(r"[\u4e00-\u9fff]")
@@ -826,6 +871,7 @@ class _Item:
     end: int
     models: list[_Hit]
     prefix: tuple[int, int] | None = None  # a later model in a line: the line's opening words
+    line: tuple[int, int] | None = None  # a line split between models: the whole line
 
 
 @dataclass(slots=True)
@@ -865,16 +911,28 @@ def _scan_cues(original: str, low: str) -> tuple[list[_Hit], bool]:
     """All cues in text order, and whether the message can hold an offer at all."""
     hits: list[_Hit] = []
     has_model = False
+    size = len(low)
     for last, (length, cue, check, cased) in _AUTOMATON.iter_long(low):
         start, end = last + 1 - length, last + 1
-        if check is not None and not check(low, start, end):
+        if check == WORD_CHECK:
+            if start > 0 and _ascii_alnum(low[start - 1]) and _ascii_alnum(low[start]):
+                continue
+            if end < size and _ascii_alnum(low[end]) and _ascii_alnum(low[last]):
+                continue
+        elif check == MODEL_CHECK:
+            if not catalog.model_bounded(low, start, end):
+                continue
+        elif check == VARIANT_CHECK and not catalog.variant_bounded(low, start, end):
             continue
         if cased is not None and original[start:end] != cased:
+            continue
+        if cue.silent:
             continue
         kind = cue.kind
         if kind == VETO:
             return [], False
-        has_model = has_model or kind == MODEL
+        if kind == MODEL:
+            has_model = True
         hits.append((start, end, cue))
     return hits, has_model
 
@@ -973,6 +1031,9 @@ def _split_line(msg: _Message, start: int, end: int, models: list[_Hit]) -> list
             kept.append(item)
         else:
             kept[-1].end = item.end
+    if len(kept) > 1:
+        for item in kept:
+            item.line = (start, end)  # "H100 … + H800 … 打包出 北京": the place is shared
     return kept
 
 
@@ -1022,6 +1083,7 @@ def _survey(msg: _Message, hits: Sequence[_Hit]) -> _Survey:
     weak_deal: Deal | None = None
     flip_at = -1
     rank = 0
+    asked = False  # only the first "have" in a question is checked: "有 H100 吗?"
     for start, end, cue in hits:
         kind = cue.kind
         if kind == FLIP:
@@ -1031,8 +1093,10 @@ def _survey(msg: _Message, hits: Sequence[_Hit]) -> _Survey:
             strong = cue.strong
             if flip_at >= 0 and _same_clause(msg, flip_at, start):
                 side, strong = side.opposite, True  # "有人出 4090 吗", "anyone selling H200?"
-            elif cue.have and _asks(msg, end) and _names_model(msg, start):
-                side, strong = side.opposite, True  # "有 H100 吗?" asks for one
+            elif cue.have and not asked:
+                asked = True
+                if _asks(msg, end) and _names_model(msg, start):
+                    side, strong = side.opposite, True  # "有 H100 吗?" asks for one
             if strong:
                 survey.side, survey.side_strong = side, True
             elif weak_side is None:
@@ -1087,9 +1151,7 @@ def _asks(msg: _Message, pos: int) -> bool:
 def _frame(msg: _Message, start: int, end: int) -> _Frame:
     """Read a header or footer line."""
     survey = _survey(msg, msg.hits_in(start, end))
-    frame = _Frame(
-        survey.side, survey.side_strong, survey.deal, survey.deal_strong, survey.place
-    )
+    frame = _Frame(survey.side, survey.side_strong, survey.deal, survey.deal_strong, survey.place)
     frame.money = survey.money
     per = _PER_HINT.search(msg.low, start, end)
     if per is not None:
@@ -1279,6 +1341,7 @@ class _Scope:
     frames: Sequence[_Frame]
     message: _Survey
     sibling_deal: dict[Side, Deal]
+    line_places: dict[tuple[int, int], str | None]
 
 
 def _item_side(own: _Survey, scope: _Scope) -> tuple[Side | None, bool]:
@@ -1293,7 +1356,7 @@ def _item_side(own: _Survey, scope: _Scope) -> tuple[Side | None, bool]:
 
 
 def _item_deal(
-    own: _Survey, price: _Num | None, nums: Sequence[_Num], side: Side, scope: _Scope
+    own: _Survey, price: _Num | None, nums: Sequence[_Num], side: Side, scope: _Scope | None
 ) -> Deal:
     if price is not None and price.span is not None:
         deal: Deal | None = RENT  # a price per hour or month is a rent
@@ -1301,27 +1364,37 @@ def _item_deal(
         deal = RENT  # "need 64 H100s for 2 weeks"
     else:
         deal, strong = own.deal, own.deal_strong
+        if scope is None:
+            return deal or SALE
         for frame in scope.frames:
             if frame.deal is not None and (deal is None or (not strong and frame.deal_strong)):
                 deal, strong = frame.deal, frame.deal_strong
         if deal is None:
             deal = scope.sibling_deal.get(side)
-    if deal is not None and (own.deal is not None or price is not None):
+    if scope is not None and deal is not None and (own.deal is not None or price is not None):
         scope.sibling_deal[side] = deal
     return deal or SALE
 
 
-def _read_item(msg: _Message, item: _Item, scope: _Scope) -> list[Offer]:
-    """The offers of one item (one per model it names), or none."""
+def _read_item(msg: _Message, item: _Item, scope: _Scope | None) -> list[Offer]:
+    """The offers of one item (one per model it names), or none. Without a scope the item is
+    the whole message."""
     start, end = item.start, item.end
-    own = _survey(msg, msg.hits_in(start, end))
+    if scope is None:
+        hits, nums = msg.hits, msg.numbers
+    else:
+        hits, nums = msg.hits_in(start, end), msg.numbers_in(start, end)
+    own = _survey(msg, hits)
     if own.done:
         return []  # "H100 已出": sold already
-    nums = msg.numbers_in(start, end)
-    side, strong = _item_side(own, scope)
+    side, strong = own.side, own.side_strong
+    if scope is not None:
+        side, strong = _item_side(own, scope)
     server_words = _SERVER_WORD.search(msg.low, start, end) is not None
     counts = _counts(nums, server_words)
-    frame = next((f for f in scope.frames if f.unit or f.span or f.money), None)
+    frame = None
+    if scope is not None:
+        frame = next((f for f in scope.frames if f.unit or f.span or f.money), None)
     price = _pick_price(nums, counts, frame)
     if side is None:
         if msg.question or (price is None and counts.quantity is None):
@@ -1332,10 +1405,15 @@ def _read_item(msg: _Message, item: _Item, scope: _Scope) -> list[Offer]:
 
     deal = _item_deal(own, price, nums, side, scope)
     per_server = counts.per_server
-    if per_server is None:
-        per_server = next((f.per_server for f in scope.frames if f.per_server), None)
-    memory = next((int(n.value) for n in nums if n.role == MEMORY), None)
-    place = own.place or next((f.place for f in scope.frames if f.place), None)
+    memory = next((n.value for n in nums if n.role == MEMORY), None)
+    place = own.place
+    if scope is not None:
+        if per_server is None:
+            per_server = next((f.per_server for f in scope.frames if f.per_server), None)
+        if place is None and item.line is not None:
+            place = scope.line_places.get(item.line)
+        if place is None:
+            place = next((f.place for f in scope.frames if f.place), None)
 
     amount: Decimal | None = None
     currency: Currency | None = None
@@ -1343,7 +1421,7 @@ def _read_item(msg: _Message, item: _Item, scope: _Scope) -> list[Offer]:
     if price is not None:
         currency = _currency(msg, price, frame)
         per = _price_per(price, deal, counts, currency, server_words, frame)
-        amount = price.value
+        amount = price.value  # type: ignore[assignment]
 
     offers: list[Offer] = []
     seen: set[str] = set()
@@ -1354,18 +1432,18 @@ def _read_item(msg: _Message, item: _Item, scope: _Scope) -> list[Offer]:
         seen.add(query.gpu)
         offers.append(
             Offer(
-                side=side,
-                deal=deal,
-                gpu=query.gpu,
-                variant=query.variant or own.variant,
-                memory_gb=memory,
-                quantity=counts.quantity,
-                quantity_unit=counts.unit,
-                gpus_per_server=per_server,
-                price=amount,
-                currency=currency,
-                price_per=per,
-                location=place,
+                side,
+                deal,
+                query.gpu,
+                query.variant or own.variant,
+                memory,  # type: ignore[arg-type]
+                counts.quantity,
+                counts.unit,
+                per_server,
+                amount,
+                currency,
+                per,
+                place,
             )
         )
     return offers
@@ -1381,7 +1459,9 @@ def _one_offer(msg: _Message, items: Sequence[_Item]) -> bool:
         return True
     with_numbers = 0
     for item in items:
-        if any(n.role in (PRICE, GPUS, SERVERS, CARDS) for n in msg.numbers_in(item.start, item.end)):
+        if any(
+            n.role in (PRICE, GPUS, SERVERS, CARDS) for n in msg.numbers_in(item.start, item.end)
+        ):
             with_numbers += 1
     return with_numbers <= 1
 
@@ -1392,28 +1472,35 @@ def parse_offers(text: str) -> list[Offer]:
     Returns an empty list for chat that is not an offer: questions, news, gossip, market talk,
     vouchers, rules and finished deals. Never raises on any string.
     """
-    msg = _read_message(text)
+    msg = _read_message(text[:MAX_CHARS])
     if msg is None:
         return []
     models = [hit for hit in msg.hits if hit[2].kind == MODEL]
-    whole = _Scope((), _Survey(), {})
     if len(models) == 1:  # most posts: one model, one offer, read as a whole
-        return _read_item(msg, _Item(0, len(msg.low), models), whole)
+        return _read_item(msg, _Item(0, len(msg.low), models), None)
     items, frame_spans = _items(msg, models)
     if not items:
         return []
     if _one_offer(msg, items):
         kept = [hit for item in items for hit in item.models]
-        return _read_item(msg, _Item(0, len(msg.low), kept), whole)
+        return _read_item(msg, _Item(0, len(msg.low), kept), None)
 
     message = _survey(msg, msg.hits)
     frames = [(span, _frame(msg, *span)) for span in frame_spans]
+    # Footers are the frame lines after the last item; headers the ones just before an item.
+    footers = [frame for (start, _), frame in frames if start >= items[-1].end][:_FRAMES]
     sibling_deal: dict[Side, Deal] = {}
+    line_places: dict[tuple[int, int], str | None] = {}
     offers: list[Offer] = []
+    f = 0
     for item in items:
-        around = [frame for (start, _), frame in reversed(frames) if start < item.start]
-        around += [frame for (start, _), frame in frames if start >= item.end]
+        while f < len(frames) and frames[f][0][0] < item.start:
+            f += 1
+        around = [frame for _, frame in reversed(frames[max(0, f - _FRAMES) : f])] + footers
         if item.prefix is not None and item.prefix[1] > item.prefix[0]:
             around.insert(0, _frame(msg, *item.prefix))  # "Our DC in Houston has ..., and ..."
-        offers.extend(_read_item(msg, item, _Scope(around, message, sibling_deal)))
+        if item.line is not None and item.line not in line_places:
+            line_places[item.line] = _survey(msg, msg.hits_in(*item.line)).place
+        scope = _Scope(around, message, sibling_deal, line_places)
+        offers.extend(_read_item(msg, item, scope))
     return offers

@@ -1,14 +1,12 @@
-"""Market readings: who is selling and buying one GPU, at what prices, over a window of time.
+"""Market readings: the balance word, percentiles, and the `Pulse` record every reading fills.
 
-`compute_pulse` sums up one (gpu, deal) over the window ending at `now`: parties on each side,
-price quartiles, best ask and bid, the week-on-week move of the median ask, GPUs offered and
-wanted, and a one-word `Reading` of the balance. `compute_market` does it for every (gpu, deal)
-with activity. Pure functions: offers and `now` are passed in.
-
-Counting rules. A party is counted once per side however often it posts; prices and quantities
-use each party's latest offer in the window (its latest priced offer for prices), so one noisy
-poster moves a median no more than anyone else. The window is `(now - window, now]`; the previous
-window, for `wow_ask`, is the same length just before it.
+`Pulse` sums up one (gpu, deal) over a window: parties on each side, price quartiles, best ask
+and bid, the move of the median ask from the window before, GPUs offered and wanted, the raw
+posts and posters, and a one-word `Reading` of the balance. The counting itself is
+`market/listings.py` (issue 11): parties are counted by their listings, not their messages,
+with reposts, cross-posts and brokers' reposts folded in and withdrawals applied. This module
+keeps the pieces it uses: `read_market`, `percentile`, and `compute_pulse`/`compute_market`,
+which read a plain list of posted offers the same way.
 
 Percentiles are linear interpolation between closest ranks, as
 `statistics.quantiles(data, method="inclusive")`: for sorted x₀…xₙ₋₁ and a fraction q, at
@@ -18,16 +16,15 @@ position h = (n - 1)·q the value is x⌊h⌋ + (h - ⌊h⌋)·(x⌊h⌋₊₁ -
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
 
 from gpudesk.market.book import PostedOffer
-from gpudesk.market.match import looks_alike
 from gpudesk.market.normalise import Unit, unit_for
-from gpudesk.market.offer import Currency, Deal, Side
+from gpudesk.market.offer import Currency, Deal
 
 WEEK = timedelta(days=7)
 
@@ -76,7 +73,13 @@ def read_market(
 
 @dataclass(frozen=True, slots=True)
 class Pulse:
-    """One (gpu, deal) over `(window_start, window_end]`; prices per `unit` in `currency`."""
+    """One (gpu, deal) over a window; prices per `unit` in `currency`.
+
+    A week is `[window_start, window_end)`; `compute_pulse`'s window is `(now - window, now]`.
+
+    Parties are counted by their listings (`market/listings.py`); the raw figures beside them
+    (`sell_offers`, `sell_posters`, ...) count posts and posters in the window, brokers too.
+    """
 
     gpu: str
     deal: Deal
@@ -84,9 +87,9 @@ class Pulse:
     currency: Currency
     window_start: datetime
     window_end: datetime
-    sellers: int  # distinct parties
+    sellers: int  # distinct parties with a listing standing in the window
     buyers: int
-    sell_offers: int  # posts
+    sell_offers: int  # posts (messages) advertising the side in the window, reposts included
     buy_offers: int
     median_ask: Decimal | None
     p25_ask: Decimal | None
@@ -97,11 +100,27 @@ class Pulse:
     best_ask: Decimal | None  # lowest
     best_bid: Decimal | None  # highest
     spread: Decimal | None  # best_ask - best_bid
-    wow_ask: Decimal | None  # median ask against the previous window, as a fraction: -0.1 is -10%
-    qty_offered: int  # GPUs
+    wow_ask: Decimal | None  # median ask against the window before, as a fraction: -0.1 is -10%
+    qty_offered: int  # GPUs: each seller's latest listing
     qty_wanted: int
     reading: Reading | None
-    sellers_excluding_lookalikes: int  # a broker relaying another seller's lot is not counted
+    sell_posters: int = 0  # distinct posters of those posts, brokers included
+    buy_posters: int = 0
+    week: str | None = None  # the ISO week label, when the window is one
+
+    @property
+    def sell_messages(self) -> int:
+        return self.sell_offers
+
+    @property
+    def buy_messages(self) -> int:
+        return self.buy_offers
+
+
+# A listing stands this long after its last advertisement unless the caller says otherwise
+# (`[desk] offer_days`).
+DEFAULT_LIFETIME = timedelta(days=14)
+_TICK = timedelta(microseconds=1)
 
 
 def compute_pulse(
@@ -113,53 +132,18 @@ def compute_pulse(
     window: timedelta = WEEK,
     currency: Currency = Currency.CNY,
     thresholds: ReadingThresholds = ReadingThresholds(),
+    lifetime: timedelta = DEFAULT_LIFETIME,
 ) -> Pulse:
-    """The pulse of `gpu` for `deal` over the window ending at `now`.
+    """The pulse of `gpu` for `deal` over the window ending at `now`, `(now - window, now]`.
 
-    `offers` may hold anything (other gpus, older posts): those outside the window only serve
-    the previous window's median ask. Unit prices must already be in `currency`.
+    Each posted offer is read as one advertisement (no withdrawals) and counted the listing
+    way (`market/listings.py`); offers after `now` are not seen. Unit prices must already be
+    in `currency`.
     """
-    start = now - window
-    ours = [o for o in offers if o.offer.gpu == gpu and o.offer.deal is deal]
-    current = _between(ours, start, now)
-    sells = [o for o in current if o.offer.side is Side.SELL]
-    buys = [o for o in current if o.offer.side is Side.BUY]
-    asks = _latest_prices(sells)
-    bids = _latest_prices(buys)
-    best_ask = min(asks, default=None)
-    best_bid = max(bids, default=None)
-    sellers = len(_by_party(sells))
-    buyers = len(_by_party(buys))
-    median_ask = percentile(asks, Fraction(1, 2))
-    previous = _latest_prices(
-        [o for o in _between(ours, start - window, start) if o.offer.side is Side.SELL]
-    )
-    return Pulse(
-        gpu=gpu,
-        deal=deal,
-        unit=unit_for(deal),
-        currency=currency,
-        window_start=start,
-        window_end=now,
-        sellers=sellers,
-        buyers=buyers,
-        sell_offers=len(sells),
-        buy_offers=len(buys),
-        median_ask=median_ask,
-        p25_ask=percentile(asks, Fraction(1, 4)),
-        p75_ask=percentile(asks, Fraction(3, 4)),
-        median_bid=percentile(bids, Fraction(1, 2)),
-        p25_bid=percentile(bids, Fraction(1, 4)),
-        p75_bid=percentile(bids, Fraction(3, 4)),
-        best_ask=best_ask,
-        best_bid=best_bid,
-        spread=None if best_ask is None or best_bid is None else best_ask - best_bid,
-        wow_ask=_change(percentile(previous, Fraction(1, 2)), median_ask),
-        qty_offered=_latest_quantity(sells),
-        qty_wanted=_latest_quantity(buys),
-        reading=read_market(sellers, buyers, thresholds),
-        sellers_excluding_lookalikes=_distinct_lots(sells),
-    )
+    found = _windows(offers, now, window, currency, thresholds, lifetime, gpu, deal)
+    if (gpu, deal) in found:
+        return found[(gpu, deal)]
+    return _empty(gpu, deal, now, window, currency)
 
 
 def compute_market(
@@ -169,20 +153,70 @@ def compute_market(
     window: timedelta = WEEK,
     currency: Currency = Currency.CNY,
     thresholds: ReadingThresholds = ReadingThresholds(),
+    lifetime: timedelta = DEFAULT_LIFETIME,
 ) -> list[Pulse]:
-    """A pulse for every (gpu, deal) posted in the window, the busiest (most parties) first."""
-    active = {(o.offer.gpu, o.offer.deal) for o in _between(offers, now - window, now)}
-    pulses = [
-        compute_pulse(
-            offers, gpu, deal, now=now, window=window, currency=currency, thresholds=thresholds
-        )
-        for gpu, deal in active
-    ]
-    # Ties fall back to posts, then name, so the order never depends on set iteration.
+    """A pulse for every (gpu, deal) with anyone active or posting in the window, the busiest
+    (most parties, then most posts) first."""
+    pulses = list(_windows(offers, now, window, currency, thresholds, lifetime).values())
+    # Ties fall back to posts, then name, so the order never depends on dict order.
     pulses.sort(
         key=lambda p: (-(p.sellers + p.buyers), -(p.sell_offers + p.buy_offers), p.gpu, p.deal)
     )
     return pulses
+
+
+def _windows(
+    offers: Sequence[PostedOffer],
+    now: datetime,
+    window: timedelta,
+    currency: Currency,
+    thresholds: ReadingThresholds,
+    lifetime: timedelta,
+    gpu: str | None = None,
+    deal: Deal | None = None,
+) -> dict[tuple[str, Deal], Pulse]:
+    # Imported here: listings builds on this module's Pulse, percentile and read_market.
+    from gpudesk.market.listings import adverts_from_posts, build_listings, window_pulses
+
+    seen = [o for o in offers if o.posted_at <= now]
+    book = build_listings(adverts_from_posts(seen), lifetime=lifetime)
+    # The engine's windows are [start, end): a tick on turns (now - window, now] into one.
+    end = now + _TICK
+    bounds = [end - 2 * window, end - window, end]
+    rows = window_pulses(book, bounds, currency=currency, thresholds=thresholds, gpu=gpu, deal=deal)
+    return {
+        (g, d): replace(pulse, window_start=now - window, window_end=now)
+        for (index, g, d), pulse in rows.items()
+        if index == 1
+    }
+
+
+def _empty(gpu: str, deal: Deal, now: datetime, window: timedelta, currency: Currency) -> Pulse:
+    return Pulse(
+        gpu=gpu,
+        deal=deal,
+        unit=unit_for(deal),
+        currency=currency,
+        window_start=now - window,
+        window_end=now,
+        sellers=0,
+        buyers=0,
+        sell_offers=0,
+        buy_offers=0,
+        median_ask=None,
+        p25_ask=None,
+        p75_ask=None,
+        median_bid=None,
+        p25_bid=None,
+        p75_bid=None,
+        best_ask=None,
+        best_bid=None,
+        spread=None,
+        wow_ask=None,
+        qty_offered=0,
+        qty_wanted=0,
+        reading=None,
+    )
 
 
 def percentile(values: Iterable[Decimal], q: Fraction) -> Decimal | None:
@@ -196,46 +230,3 @@ def percentile(values: Iterable[Decimal], q: Fraction) -> Decimal | None:
     if part == 0:
         return xs[low]
     return xs[low] + (xs[low + 1] - xs[low]) * part.numerator / part.denominator
-
-
-def _between(offers: Iterable[PostedOffer], start: datetime, end: datetime) -> list[PostedOffer]:
-    return [o for o in offers if start < o.posted_at <= end]
-
-
-def _by_party(offers: Iterable[PostedOffer]) -> dict[Party, PostedOffer]:
-    """Each party's latest offer (ties on time go to the higher id, the later stored)."""
-    latest: dict[Party, PostedOffer] = {}
-    for o in sorted(offers, key=lambda o: (o.posted_at, o.id)):
-        latest[o.party] = o
-    return latest
-
-
-def _latest_prices(offers: Iterable[PostedOffer]) -> list[Decimal]:
-    priced = _by_party(o for o in offers if o.unit_price is not None)
-    return [o.unit_price for o in priced.values() if o.unit_price is not None]
-
-
-def _latest_quantity(offers: Iterable[PostedOffer]) -> int:
-    return sum(o.gpus for o in _by_party(offers).values() if o.gpus is not None)
-
-
-def _change(before: Decimal | None, after: Decimal | None) -> Decimal | None:
-    if before is None or after is None or before == 0:
-        return None
-    return (after - before) / before
-
-
-def _distinct_lots(sells: Sequence[PostedOffer]) -> int:
-    """Sellers, with parties whose posts look alike merged into one (transitively)."""
-    group = {o.party: o.party for o in sells}
-
-    def root(party: Party) -> Party:
-        while group[party] != party:
-            party = group[party]
-        return party
-
-    for i, a in enumerate(sells):
-        for b in sells[i + 1 :]:
-            if looks_alike(a, b):
-                group[root(a.party)] = root(b.party)
-    return len({root(party) for party in group})

@@ -8,23 +8,28 @@ run at once without "database is locked". Times are stored as ISO 8601 text in U
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlite_utils import Database
 
 from gpudesk.market.book import PostedOffer
 from gpudesk.market.digest import MadeMatch
-from gpudesk.market.message import ChatMessage
-from gpudesk.market.normalise import Valuation
-from gpudesk.market.offer import Deal, Offer, Side
+from gpudesk.market.listings import Advert, Closing, Listings, Withdrawal, build_listings
+from gpudesk.market.message import ChatMessage, Reply
+from gpudesk.market.normalise import Valuation, convert, unit_price
+from gpudesk.market.offer import Currency, Deal, Offer, Side
 from gpudesk.storage.migrations import MIGRATIONS
+
+if TYPE_CHECKING:  # the detector pulls in the parser; the ledger needs only the type
+    from gpudesk.market.withdrawal import Withdrawn
 
 BUSY_TIMEOUT_SECONDS = 30.0
 
@@ -126,6 +131,27 @@ class Ledger:
     def migrate(self) -> None:
         with self.transaction():
             MIGRATIONS.apply(self.db)
+            self._reprice()
+
+    def _reprice(self) -> None:
+        """Bring `offers.unit_price` to the current valuation when the FX rate or currency moved."""
+        key = f"{self.valuation.currency.value}@{self.valuation.usd_cny}"
+        row = self.conn.execute("SELECT value FROM ledger_meta WHERE key = 'valuation'").fetchone()
+        if row is not None and row[0] == key:
+            return
+        target, fx = self.valuation.currency.value, float(self.valuation.usd_cny)
+        self.conn.execute(
+            "UPDATE offers SET unit_price = CASE"
+            " WHEN unit_currency = ? THEN unit_native"
+            " WHEN ? = 'CNY' THEN unit_native * ? ELSE unit_native / ? END"
+            " WHERE unit_native IS NOT NULL",
+            (target, target, fx, fx),
+        )
+        self.conn.execute(
+            "INSERT INTO ledger_meta (key, value) VALUES ('valuation', ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key,),
+        )
 
     def close(self) -> None:
         self.conn.close()
@@ -266,7 +292,13 @@ class Ledger:
     ) -> int:
         record = offer.to_contract()
         record["price"] = None if offer.price is None else str(offer.price)
+        own = offer.currency or Currency.CNY
+        native = unit_price(offer, own, self.valuation.usd_cny)
+        in_desk_currency = self.valuation.unit_price(offer)
         record.update(
+            unit_native=None if native is None else float(native),
+            unit_currency=None if native is None else own.value,
+            unit_price=None if in_desk_currency is None else float(in_desk_currency),
             message=message_row,
             item=item,
             platform=message.platform,
@@ -352,6 +384,47 @@ class Ledger:
             " ORDER BY o.seen_at DESC"
         )
         return self._offers(sql, params)
+
+    def best_offers(
+        self,
+        *,
+        now: datetime,
+        gpu: str,
+        deal: Deal,
+        side: Side,
+        lowest_first: bool,
+        price_at_most: Decimal | None = None,
+        price_at_least: Decimal | None = None,
+        limit: int = 50,
+        chat: tuple[str, str] | None = None,
+    ) -> list[OfferRecord]:
+        """Standing offers of one side by normalised price (an index walk, however big the
+        book), best first, then up to `limit` unpriced ones, newest first."""
+        where = ["o.gpu = ?", "o.deal = ?", "o.side = ?", "o.status = ?", "o.expires_at > ?"]
+        params: list[Any] = [gpu, str(deal), str(side), OPEN, iso(now)]
+        if chat is not None:
+            where.append("o.platform = ? AND o.chat_id = ?")
+            params.extend(chat)
+        priced = [*where, "o.unit_price IS NOT NULL"]
+        priced_params = list(params)
+        for bound, op in ((price_at_most, "<="), (price_at_least, ">=")):
+            if bound is not None:
+                # A hair of slack: REAL only pre-filters; exact Decimals decide afterwards.
+                slack = float(bound) * 1e-9
+                priced.append(f"o.unit_price {op} ?")
+                priced_params.append(float(bound) + (slack if op == "<=" else -slack))
+        order = "ASC" if lowest_first else "DESC"
+        rows = self._offers(
+            f"SELECT {_OFFER_COLUMNS} FROM {_OFFER_FROM} WHERE {' AND '.join(priced)}"
+            f" ORDER BY o.unit_price {order}, o.seen_at DESC LIMIT ?",
+            [*priced_params, limit],
+        )
+        rows += self._offers(
+            f"SELECT {_OFFER_COLUMNS} FROM {_OFFER_FROM} WHERE {' AND '.join(where)}"
+            " AND o.unit_price IS NULL ORDER BY o.seen_at DESC LIMIT ?",
+            [*params, limit],
+        )
+        return rows
 
     def poster_offers(self, platform: str, poster_id: str, *, now: datetime) -> list[OfferRecord]:
         sql = (
@@ -615,6 +688,423 @@ class Ledger:
         ignores the log (Datasette's immutable mode) sees the ledger as it is now."""
         self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
+    # -- listings (issue 11): advertisements and withdrawals, what the pulse counts ---------------
+    # Every offer read from every post is an advertisement, whether the book stored it or
+    # refreshed a standing offer with it; messages that end a deal, `/cancel` and `/filled` are
+    # withdrawals. `listings()` reads them back into `market.listings`, the one pulse engine.
+
+    def record_advert(
+        self,
+        *,
+        message_row: int,
+        item: int,
+        message: ChatMessage,
+        offer: Offer,
+        gpus: int | None,
+        offer_id: int | None,
+    ) -> int:
+        """Remember that `message` advertised `offer` (booked as, or refreshing, `offer_id`)."""
+        own = offer.currency or Currency.CNY
+        amount = unit_price(offer, own, Decimal(1))  # in its own currency: FX applies on read
+        record = offer.to_contract()
+        record["price"] = None if offer.price is None else str(offer.price)
+        record.update(
+            message=message_row,
+            item=item,
+            offer=offer_id,
+            platform=message.platform,
+            chat_id=message.chat_id,
+            poster_id=message.poster_id,
+            posted_at=iso(message.sent_at),
+            gpus=gpus,
+            unit_amount=None if amount is None else str(amount),
+            unit_currency=None if amount is None else own.value,
+        )
+        columns = ", ".join(record)
+        marks = ", ".join("?" for _ in record)
+        with self.transaction():
+            cursor = self.conn.execute(
+                f"INSERT INTO adverts ({columns}) VALUES ({marks})", tuple(record.values())
+            )
+        return int(cursor.lastrowid or 0)
+
+    def forget_listing_facts(self, message_row: int, *, keep_adverts: bool = False) -> bool:
+        """Before an edited message is read again, forget what it withdrew and, unless
+        `keep_adverts`, what it advertised. True when it had advertisements and kept them:
+        a post edited into "已出" ends what it advertised rather than erasing it."""
+        with self.transaction():
+            self.conn.execute("DELETE FROM withdrawals WHERE message = ?", (message_row,))
+            if not keep_adverts:
+                self.conn.execute("DELETE FROM adverts WHERE message = ?", (message_row,))
+                return False
+            row = self.conn.execute(
+                "SELECT 1 FROM adverts WHERE message = ? LIMIT 1", (message_row,)
+            ).fetchone()
+        return row is not None
+
+    def record_withdrawal(
+        self,
+        *,
+        message_row: int,
+        message: ChatMessage,
+        said: Withdrawn,
+        at: datetime,
+        lifetime: timedelta,
+        reply_to_id: str | None = None,
+    ) -> int:
+        """Keep a message that ends a deal, and close the book offers of what it ends.
+
+        `at` is when it was said: the message's time, or the edit's for a post edited into
+        "sold" (which then answers itself: `reply_to_id`). The pulse reads withdrawals back by
+        itself; closing the book's offers here only keeps matching from offering sold stock.
+        """
+        reply = reply_to_id or message.reply_to_id
+        with self.transaction():
+            cursor = self.conn.execute(
+                "INSERT INTO withdrawals (message, kind, platform, chat_id, poster_id, at,"
+                " reply_to_id, words, side, deal, gpu, variant, location, gpus)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    message_row,
+                    Closing.SAID.value,
+                    message.platform,
+                    message.chat_id,
+                    message.poster_id,
+                    iso(at),
+                    reply,
+                    said.words,
+                    None if said.side is None else said.side.value,
+                    None if said.deal is None else said.deal.value,
+                    said.gpu,
+                    said.variant,
+                    said.place,
+                    said.gpus,
+                ),
+            )
+            withdrawal_id = int(cursor.lastrowid or 0)
+            gpus = {said.gpu} if said.gpu else self._gpus_of_post(message, reply)
+            for gpu in sorted(gpus):
+                # A bounded look back is enough for the book; the pulse reads all history.
+                book = self.listings(until=at, since=at - 3 * lifetime, gpu=gpu, lifetime=lifetime)
+                for listing in book.closed_by(withdrawal_id):
+                    self._withdraw_offers({a.offer for a, _ in listing.adverts}, at)
+        return withdrawal_id
+
+    def record_closing(
+        self, offer_id: int, status: str, *, at: datetime, message: ChatMessage
+    ) -> None:
+        """`/cancel` (status withdrawn) or `/filled` closed a book offer: keep it as a
+        withdrawal, so the listing that offer advertised ends there too."""
+        kind = Closing.FILLED if status == FILLED else Closing.CANCEL
+        row = self.conn.execute(
+            "SELECT id FROM messages WHERE platform = ? AND chat_id = ? AND message_id = ?",
+            (message.platform, message.chat_id, message.message_id),
+        ).fetchone()
+        owner = self.conn.execute(
+            "SELECT platform, chat_id, poster_id FROM offers WHERE id = ?", (offer_id,)
+        ).fetchone()
+        if owner is None:
+            return
+        with self.transaction():
+            self.conn.execute(
+                "INSERT INTO withdrawals (message, kind, offer, platform, chat_id, poster_id, at,"
+                " words) VALUES (?,?,?,?,?,?,?,?)",
+                (
+                    None if row is None else row[0],
+                    kind.value,
+                    offer_id,
+                    *owner,
+                    iso(at),
+                    f"/{'filled' if kind is Closing.FILLED else 'cancel'}",
+                ),
+            )
+
+    def listing_facts(
+        self,
+        *,
+        until: datetime,
+        since: datetime | None = None,
+        gpu: str | None = None,
+        deal: Deal | None = None,
+        chat: tuple[str | None, str] | None = None,
+    ) -> tuple[list[Advert], list[Withdrawal]]:
+        """Advertisements and withdrawals up to `until` (inclusive), oldest first.
+
+        `chat` is (platform or None, chat id): the advertisements of one group. Withdrawals are
+        never filtered by chat (a `/cancel` in a private chat ends a listing in a group), nor
+        by model when they name none (a reply says it by the post it answers).
+        """
+        where, params = ["a.posted_at <= ?"], [iso(until)]
+        if since is not None:
+            where.append("a.posted_at >= ?")
+            params.append(iso(since))
+        for column, value in (("a.gpu", gpu), ("a.deal", deal)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(str(value))
+        if chat is not None:
+            where.append("a.chat_id = ?")
+            params.append(chat[1])
+            if chat[0] is not None:
+                where.append("a.platform = ?")
+                params.append(chat[0])
+        sql = (
+            "SELECT a.id, a.message, a.posted_at, a.platform, a.poster_id, a.chat_id, a.side,"
+            " a.deal, a.gpu, a.variant, a.gpus, a.location, a.unit_amount, a.unit_currency,"
+            f" a.offer FROM adverts a WHERE {' AND '.join(where)}"
+            " ORDER BY a.posted_at, a.message, a.id"
+        )
+        adverts = list(self._adverts(self.conn.execute(sql, params)))
+        return adverts, self._withdrawals(until=until, since=since, gpu=gpu)
+
+    def listings(
+        self,
+        *,
+        until: datetime,
+        lifetime: timedelta,
+        since: datetime | None = None,
+        gpu: str | None = None,
+        deal: Deal | None = None,
+        chat: tuple[str | None, str] | None = None,
+    ) -> Listings:
+        """The listings read from the ledger up to `until` (see `market.listings`)."""
+        adverts, withdrawals = self.listing_facts(
+            until=until, since=since, gpu=gpu, deal=deal, chat=chat
+        )
+        return build_listings(adverts, withdrawals, lifetime=lifetime)
+
+    def listing_posts(
+        self, *, adverts: Sequence[int] = (), withdrawals: Sequence[int] = ()
+    ) -> dict[tuple[str, int], ListingPost]:
+        """The posts behind advertisements and withdrawals, keyed ("advert", id) and
+        ("withdrawal", id): for `explain`, which shows each one's group, poster and words."""
+        found: dict[tuple[str, int], ListingPost] = {}
+        for kind, ids, sql in (
+            (
+                "advert",
+                adverts,
+                "SELECT a.id, a.platform, a.chat_id, c.title, m.poster_name, m.poster_id,"
+                " a.posted_at, m.text, m.link, a.side, a.deal, a.gpu, a.variant, a.memory_gb,"
+                " a.quantity, a.quantity_unit, a.gpus_per_server, a.price, a.currency,"
+                " a.price_per, a.location FROM adverts a JOIN messages m ON m.id = a.message"
+                " LEFT JOIN chats c ON c.platform = a.platform AND c.chat_id = a.chat_id"
+                " WHERE a.id IN ({})",
+            ),
+            (
+                "withdrawal",
+                withdrawals,
+                "SELECT w.id, w.platform, w.chat_id, c.title, coalesce(m.poster_name,"
+                " u.name), w.poster_id, w.at, coalesce(m.text, w.words), m.link"
+                " FROM withdrawals w LEFT JOIN messages m ON m.id = w.message"
+                " LEFT JOIN chats c ON c.platform = w.platform AND c.chat_id = w.chat_id"
+                " LEFT JOIN users u ON u.platform = w.platform AND u.user_id = w.poster_id"
+                " WHERE w.id IN ({})",
+            ),
+        ):
+            wanted = sorted(set(ids))
+            for start in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
+                chunk = wanted[start : start + 500]
+                query = sql.format(", ".join("?" for _ in chunk))
+                for row in self.conn.execute(query, chunk):
+                    offer = None
+                    if kind == "advert":
+                        names = (
+                            "side", "deal", "gpu", "variant", "memory_gb", "quantity",
+                            "quantity_unit", "gpus_per_server", "price", "currency",
+                            "price_per", "location",
+                        )  # fmt: skip
+                        offer = Offer.from_contract(dict(zip(names, row[9:], strict=True)))
+                    found[(kind, row[0])] = ListingPost(
+                        chat=(row[1], row[2]),
+                        chat_title=row[3],
+                        poster_name=row[4] or row[5],
+                        at=from_iso(row[6]),
+                        text=row[7] or "",
+                        link=row[8],
+                        offer=offer,
+                    )
+        return found
+
+    def _adverts(self, rows: Iterator[Sequence[Any]]) -> Iterator[Advert]:
+        """Rows as advertisements, prices in the desk's currency. Hot: a million rows make a
+        year's pulse, so enum and price conversions are looked up, not recomputed."""
+        valuation = self.valuation
+        prices: dict[tuple[str, str], Decimal] = {}
+        sides = {side.value: side for side in Side}
+        deals = {deal.value: deal for deal in Deal}
+        parse_time = datetime.fromisoformat
+        make = Advert._make
+        for (
+            advert_id,
+            message,
+            posted_at,
+            platform,
+            poster_id,
+            chat_id,
+            side,
+            deal,
+            gpu,
+            variant,
+            gpus,
+            place,
+            amount,
+            currency,
+            offer,
+        ) in rows:
+            price = None
+            if amount is not None:
+                price = prices.get((amount, currency))
+                if price is None:
+                    price = prices[(amount, currency)] = convert(
+                        Decimal(amount), Currency(currency), valuation.currency, valuation.usd_cny
+                    )
+            yield make(
+                (
+                    advert_id,
+                    message,
+                    parse_time(posted_at),
+                    (platform, poster_id),
+                    (platform, chat_id),
+                    sides[side],
+                    deals[deal],
+                    gpu,
+                    variant,
+                    gpus,
+                    place,
+                    price,
+                    offer,
+                )
+            )
+
+    def _withdrawals(
+        self, *, until: datetime, since: datetime | None, gpu: str | None
+    ) -> list[Withdrawal]:
+        where, params = ["w.at <= ?"], [iso(until)]
+        if since is not None:
+            where.append("w.at >= ?")
+            params.append(iso(since))
+        if gpu is not None:
+            where.append("(w.gpu = ? OR w.gpu IS NULL)")
+            params.append(gpu)
+        rows = self.conn.execute(
+            "SELECT w.id, w.message, w.at, w.platform, w.poster_id, w.chat_id, w.kind, r.id,"
+            " w.gpu, w.deal, w.side, w.location, w.gpus, w.offer FROM withdrawals w"
+            " LEFT JOIN messages r ON r.platform = w.platform AND r.chat_id = w.chat_id"
+            " AND r.message_id = w.reply_to_id"
+            f" WHERE {' AND '.join(where)} ORDER BY w.at, w.id",
+            params,
+        ).fetchall()
+        return [
+            Withdrawal(
+                id=row[0],
+                message=row[1],
+                at=from_iso(row[2]),
+                party=(row[3], row[4]),
+                chat=(row[3], row[5]),
+                kind=Closing(row[6]),
+                reply_to=row[7],
+                gpu=row[8],
+                deal=None if row[9] is None else Deal(row[9]),
+                side=None if row[10] is None else Side(row[10]),
+                place=row[11],
+                gpus=row[12],
+                offer=row[13],
+            )
+            for row in rows
+        ]
+
+    def _gpus_of_post(self, message: ChatMessage, reply_to_id: str | None) -> set[str]:
+        if reply_to_id is None:
+            return set()
+        rows = self.conn.execute(
+            "SELECT DISTINCT a.gpu FROM adverts a JOIN messages m ON m.id = a.message"
+            " WHERE m.platform = ? AND m.chat_id = ? AND m.message_id = ?",
+            (message.platform, message.chat_id, reply_to_id),
+        ).fetchall()
+        return {row[0] for row in rows}
+
+    def _withdraw_offers(self, offer_ids: set[int | None], at: datetime) -> None:
+        for offer_id in sorted(i for i in offer_ids if i is not None):
+            self.conn.execute(
+                "UPDATE offers SET status = ?, closed_at = ? WHERE id = ? AND status = ?",
+                (WITHDRAWN, iso(at), offer_id, OPEN),
+            )
+
+    # -- outbox (issue 9): replies owed, queued with the message they answer ----------------
+
+    def queue_replies(
+        self, replies: Sequence[Reply], *, message_row: int | None, at: datetime
+    ) -> list[Reply]:
+        """Write `replies` to the outbox (one transaction; joins the caller's); the same
+        replies come back with their `outbox_id` set, for the adapter to mark once sent."""
+        queued = []
+        with self.transaction():
+            for reply in replies:
+                cursor = self.conn.execute(
+                    "INSERT INTO outbox (message, platform, chat_id, text, reply_to_id, private,"
+                    " mention_ids, kind, image, queued_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        message_row,
+                        reply.platform,
+                        reply.chat_id,
+                        reply.text,
+                        reply.reply_to_id,
+                        int(reply.private),
+                        json.dumps(list(reply.mention_ids)),
+                        reply.kind,
+                        reply.image,
+                        iso(at),
+                    ),
+                )
+                queued.append(replace(reply, outbox_id=int(cursor.lastrowid or 0)))
+        return queued
+
+    def unsent_replies(self, platform: str) -> list[Reply]:
+        """Replies on `platform` still queued (a crash or a stop came first), oldest first."""
+        # A reply can only quote a message of its own chat: a private answer to a group
+        # message comes back unthreaded.
+        rows = self.conn.execute(
+            "SELECT o.id, o.chat_id, o.text, CASE WHEN m.chat_id IS NULL OR m.chat_id = o.chat_id"
+            " THEN o.reply_to_id END, o.private, o.mention_ids, o.kind, o.image FROM outbox o"
+            " LEFT JOIN messages m ON m.id = o.message WHERE o.platform = ? AND o.status = ?"
+            " ORDER BY o.id",
+            (platform, OUTBOX_QUEUED),
+        ).fetchall()
+        return [
+            Reply(
+                platform=platform,
+                chat_id=row[1],
+                text=row[2],
+                reply_to_id=row[3],
+                private=bool(row[4]),
+                mention_ids=tuple(json.loads(row[5])),
+                kind=row[6],
+                image=row[7],
+                outbox_id=row[0],
+            )
+            for row in rows
+        ]
+
+    def finish_reply(
+        self, outbox_id: int, *, at: datetime, status: str = "sent", note: str | None = None
+    ) -> None:
+        """The adapter is done with a reply: `sent`, or `failed` (refused for good; `note`
+        says why). A reply still queued is sent again on the next start."""
+        if status not in (OUTBOX_SENT, OUTBOX_FAILED):
+            raise ValueError(f"outbox status {status!r}; one of {OUTBOX_SENT}, {OUTBOX_FAILED}")
+        with self.transaction():
+            self.conn.execute(
+                "UPDATE outbox SET status = ?, finished_at = ?, note = ? WHERE id = ?",
+                (status, iso(at), note, outbox_id),
+            )
+
+    def outbox_counts(self) -> dict[str, int]:
+        """How many replies are queued, sent and failed."""
+        rows = self.conn.execute("SELECT status, count(*) FROM outbox GROUP BY status")
+        counts = dict.fromkeys((OUTBOX_QUEUED, OUTBOX_SENT, OUTBOX_FAILED), 0)
+        counts.update({status: int(n) for status, n in rows.fetchall()})
+        return counts
+
 
 def _filters(
     where: list[str],
@@ -651,3 +1141,24 @@ class DigestRecord:
     claimed_at: datetime
     finished_at: datetime | None
     note: str | None
+
+
+# -- listings (issue 11) ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ListingPost:
+    """The post behind an advertisement or a withdrawal, as `explain` shows it."""
+
+    chat: tuple[str, str]
+    chat_title: str | None
+    poster_name: str
+    at: datetime
+    text: str
+    link: str | None
+    offer: Offer | None  # what an advertisement stated; None for a withdrawal
+
+
+# -- outbox (issue 9) ----------------------------------------------------------------------------
+
+OUTBOX_QUEUED, OUTBOX_SENT, OUTBOX_FAILED = "queued", "sent", "failed"

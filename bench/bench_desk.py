@@ -1,0 +1,117 @@
+"""Benchmark the desk on a full ledger: 1,000,000 offers over 90 days from `market_gen`.
+
+Reports the time to take in a new offer and answer it with its matches (store, parse, book,
+match: median and p99; target under 10 ms), `/price` and `/market` (target under 50 ms), and the
+ledger file size and process memory. Run: `.venv/bin/python bench/bench_desk.py [--offers N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.market_gen import END, scratch_ledger  # noqa: E402
+from gpudesk.handlers.commands import DeskSettings  # noqa: E402
+from gpudesk.handlers.desk import Desk  # noqa: E402
+from gpudesk.market.message import ChatMessage  # noqa: E402
+from gpudesk.storage.ledger import Ledger  # noqa: E402
+
+NEW_OFFERS = [
+    "出 H100 8卡 4台 北京 月租7.2w/台",
+    "收 H100 8卡 2台 上海 月租8w/台",
+    "WTS 64x H100 SXM Dallas $2.10/GPU/hr",
+    "WTB 128 H200 Singapore budget $2.40/GPU/hr",
+    "收 4090 48G 100张 1.8w/张 深圳",
+    "出 A100 80G 32张 6.5w/张 杭州",
+    "求租 H20 8卡 10台 月租2.3w/台",
+    "出 910B 整机 8卡 20台 贵安 95w/台",
+]
+
+
+def timed(runs: int, action: Callable[[int], object]) -> list[float]:
+    """Milliseconds per call of `action(i)` over `runs` calls."""
+    times = []
+    for i in range(runs):
+        began = time.perf_counter()
+        action(i)
+        times.append((time.perf_counter() - began) * 1000)
+    return times
+
+
+def summary(name: str, times: list[float], target_ms: float) -> str:
+    ordered = sorted(times)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    verdict = "ok" if p99 < target_ms else "OVER TARGET"
+    return (
+        f"{name:<22} median {statistics.median(times):7.2f} ms   p99 {p99:7.2f} ms"
+        f"   (target < {target_ms:g} ms: {verdict})"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--offers", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=200)
+    args = parser.parse_args()
+
+    with scratch_ledger(args.offers) as path:
+        return measure(path, args)
+
+
+def measure(path: Path, args: argparse.Namespace) -> int:
+    now = END + timedelta(hours=1)
+    ledger = Ledger.open(path)
+    desk = Desk(ledger, DeskSettings(language="en"), clock=lambda: now)
+    rng = random.Random(1)
+
+    def post(i: int) -> object:
+        text = NEW_OFFERS[i % len(NEW_OFFERS)]
+        message = ChatMessage(
+            platform="console",
+            chat_id="bench",
+            sender_id=f"bench-{rng.random()}",
+            sender_name="bench",
+            text=text,
+            sent_at=now,
+            message_id=f"bench-{time.time_ns()}-{i}",
+        )
+        return desk.handle(message)
+
+    def command(text: str) -> Callable[[int], object]:
+        def run(i: int) -> object:
+            message = ChatMessage(
+                platform="console",
+                chat_id="bench",
+                sender_id=f"asker-{i}",
+                sender_name="asker",
+                text=text,
+                sent_at=now,
+                message_id=f"cmd-{time.time_ns()}-{i}",
+            )
+            return desk.handle(message)
+
+        return run
+
+    post(0)  # warm up: SQLite page cache, parser automata
+    print(f"ledger: {path} ({path.stat().st_size / 2**20:.0f} MiB), {args.offers:,} offers")
+    print(summary("new offer + matches", timed(args.runs, post), 10))
+    print(summary("/price H100", timed(50, command("/price H100")), 50))
+    print(summary("/book H100 rent", timed(50, command("/book H100 rent")), 50))
+    print(summary("/market", timed(20, command("/market")), 50))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"process memory (max RSS): {rss:.0f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
