@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CONFIG ?= $(if $(wildcard config.toml),config.toml,config.example.toml)
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench soak clean
 
 install: $(STAMP)  ## .venv with gpudesk and its dev tools (a no-op when up to date)
 
@@ -35,6 +35,9 @@ test: lint  ## ruff, then the whole test suite
 
 bench: install  ## the benchmarks (slow; not part of make test)
 	$(BIN)/python bench/run_all.py
+
+soak: install  ## the long crash run: 10,000 updates, 24 SIGKILLs (slow; not in make test)
+	$(BIN)/python bench/soak_crash.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build *.egg-info

@@ -1,4 +1,4 @@
-"""Benchmark `gpudesk import`: a generated Telegram (or WeChat CSV) export of N messages, on one core.
+"""Benchmark `gpudesk import` on one core: a generated Telegram (or WeChat CSV) export.
 
 Run as `.venv/bin/python bench/bench_import.py [--messages N] [--format telegram|wechat-csv]
 [--profile]`. It writes an export with a realistic mix (about a third offers: Chinese and
@@ -228,10 +228,9 @@ def write_wechat_csv(history: History, path: Path) -> None:
             user_id, name = record["user"]  # type: ignore[misc]
             kind = 10000 if record.get("service") else 3 if record.get("photo") else 1
             local = at.astimezone(ZONE).strftime("%Y-%m-%d %H:%M:%S")
-            writer.writerow(
-                [record["n"], 7, kind, 0, 0, int(at.timestamp()), 2, record.get("text", "")]
-                + [local, "", name, f"wxid_{user_id}"]
-            )
+            text = record.get("text", "")
+            row = [record["n"], 7, kind, 0, 0, int(at.timestamp()), 2, text, local]
+            writer.writerow([*row, "", name, f"wxid_{user_id}"])
 
 
 def main() -> int:
@@ -240,6 +239,9 @@ def main() -> int:
     parser.add_argument("--format", choices=("telegram", "wechat-csv"), default="telegram")
     parser.add_argument("--profile", action="store_true", help="cProfile the import")
     parser.add_argument("--dir", type=Path, help="keep the export and ledger here")
+    parser.add_argument(
+        "--no-import", action="store_true", help="time reading and parsing only (no desk)"
+    )
     args = parser.parse_args()
 
     work = args.dir or Path(tempfile.mkdtemp(prefix="bench-import-"))
@@ -268,6 +270,8 @@ def main() -> int:
         f"reading alone: {reading:.1f} s; parsing alone: {parsing:.1f} s"
         f" ({len(texts):,} texts, {offers:,} offers)"
     )
+    if args.no_import:
+        return 0
 
     ledger = Ledger.open(ledger_path)
     desk = Desk(ledger, DeskSettings())

@@ -22,16 +22,15 @@ afterwards, through `gpudesk export` (the audit anyone can run) and SQLite itsel
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
 import signal
 import sqlite3
-import subprocess
 import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from gpudesk.market.parse import parse_offers
@@ -125,8 +124,9 @@ async def crash_run(
                 if await bot.kill():
                     report.kills += 1
             await feeder
+            menus = len(api.calls_to("setMyCommands"))
             await bot.start()
-            await _settle(api, db, fed, settle_timeout)
+            await _settle(api, db, fed, menus, settle_timeout)
             if not await bot.stop():
                 report.problems.append("the last bot did not stop cleanly on SIGTERM")
         finally:
@@ -137,7 +137,7 @@ async def crash_run(
         report.redelivered = sum(1 for n in api.delivered.values() if n > 1)
         report.unconfirmed = len(api.pending_update_ids)
         _audit_replies(report, api, fed)
-    _audit_ledger(report, config, db, fed)
+    _audit_ledger(report, db, fed)
     report.seconds = time.monotonic() - started
     _judge(report, kills)
     return report
@@ -157,14 +157,14 @@ async def _feed(
     """Inject `updates` updates evenly over `seconds`: mostly offers, a few bids, commands."""
     ticks = max(1, int(seconds / 0.05))
     per_tick = updates / ticks
-    bids = set(rng.sample(range(updates // 10, updates), k=min(3, updates // 10)))
+    bids = set(range(updates - 3, updates))  # last, so that no later ask is matched to them
     owed = 0.0
     for number in range(updates):
         if number == 0:  # the ask every bid below matches
             text = "出 H100 8卡 10台 北京 月租7w/台"
             fed.append(_Fed(group.id, api.inject_message(group, api.user("p0"), text), text, False))
         elif number in bids:
-            # A bid above every ask: it matches, and the desk answers it in the group.
+            # A bid above the first ask: it matches, and the desk answers it in the group.
             text = f"收 H100 8卡 2台 北京 月租9w/台 #{number}"
             fed.append(
                 _Fed(group.id, api.inject_message(group, api.user(f"b{number}"), text), text, True)
@@ -253,11 +253,14 @@ class _Bot:
         return process.returncode == 0
 
 
-async def _settle(api: FakeTelegram, db: Path, fed: list[_Fed], timeout: float) -> None:
-    """Wait until the last life has confirmed every update and sent every queued reply."""
+async def _settle(api: FakeTelegram, db: Path, fed: list[_Fed], menus: int, timeout: float) -> None:
+    """Wait until the last life is up (it set both command menus, so SIGTERM stops it
+    cleanly), has confirmed every update and has sent every queued reply."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not api.pending_update_ids and _rows(db, "messages") >= len(fed) and not _queued(db):
+        up = len(api.calls_to("setMyCommands")) >= menus + 2
+        read = up and not api.pending_update_ids and _rows(db, "messages") >= len(fed)
+        if read and not _queued(db):
             return
         await asyncio.sleep(0.1)
 
@@ -294,12 +297,11 @@ def _audit_replies(report: CrashReport, api: FakeTelegram, fed: list[_Fed]) -> N
             report.replies_resent += got > 1
 
 
-def _audit_ledger(report: CrashReport, config: Path, db: Path, fed: list[_Fed]) -> None:
-    """Count from outside: `gpudesk export` of messages and offers, and SQLite's own check."""
-    messages = Counter(
-        (row["chat_id"], row["message_id"]) for row in _export(config, db, "messages")
-    )
-    offers = Counter((row["chat_id"], row["message_id"]) for row in _export(config, db, "offers"))
+def _audit_ledger(report: CrashReport, db: Path, fed: list[_Fed]) -> None:
+    """Count from outside: the rows `gpudesk export` gives of messages and offers (each with
+    its platform message id), and SQLite's own check."""
+    messages = Counter((row["chat_id"], row["message_id"]) for row in _export(db, "messages"))
+    offers = Counter((row["chat_id"], row["message_id"]) for row in _export(db, "offers"))
     for item in fed:
         key = (str(item.chat_id), str(item.message_id))
         stored = messages.get(key, 0)
@@ -318,13 +320,15 @@ def _audit_ledger(report: CrashReport, config: Path, db: Path, fed: list[_Fed]) 
         ).fetchone()[0]
 
 
-def _export(config: Path, db: Path, what: str) -> list[dict[str, str]]:
-    command = [sys.executable, "-m", "gpudesk", "--config", str(config), "export"]
-    command += ["--db", str(db), "--what", what, "--format", "jsonl"]
-    out = subprocess.run(
-        command, capture_output=True, text=True, check=True, cwd=ROOT, timeout=120
-    ).stdout
-    return [json.loads(line) for line in out.splitlines() if line.strip()]
+def _export(db: Path, what: str) -> list[dict[str, object]]:
+    """The rows `gpudesk export --what <what>` writes (the same functions, in process)."""
+    from gpudesk.bot.export import message_rows, offer_rows
+    from gpudesk.storage.ledger import Ledger
+
+    with Ledger.open(db) as ledger:
+        if what == "messages":
+            return list(message_rows(ledger))
+        return list(offer_rows(ledger, now=datetime.now(UTC)))
 
 
 def _judge(report: CrashReport, kills: int) -> None:

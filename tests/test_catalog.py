@@ -12,11 +12,11 @@ from gpudesk.market.offer import VARIANTS
 
 CONTRACT = Path(__file__).parents[2] / "shared" / "contract" / "offer-json.md"
 
-CONTRACT_MODELS = (
-    "H100 H800 H200 H20 B200 B300 GB200 A100 A800 A40 A10 L40S L40 L20 L4 T4 V100".split()
-    + ["RTX 4090", "RTX 4090D", "RTX 5090", "RTX 3090", "RTX 6000 Ada", "MI300X"]
-    + ["Ascend 910B", "Ascend 910C"]
-)
+CONTRACT_MODELS = [
+    *("H100", "H800", "H200", "H20", "B200", "B300", "GB200", "A100", "A800", "A40", "A10"),
+    *("L40S", "L40", "L20", "L4", "T4", "V100", "RTX 4090", "RTX 4090D", "RTX 5090", "RTX 3090"),
+    *("RTX 6000 Ada", "MI300X", "Ascend 910B", "Ascend 910C"),
+]
 
 
 def test_models_are_the_contract_catalog_in_order() -> None:

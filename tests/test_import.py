@@ -7,6 +7,7 @@ edited messages, entity lists, multi-line texts, chatter, and one broken record 
 from __future__ import annotations
 
 import io
+import re
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -431,3 +432,35 @@ def test_the_import_command_explains_a_bad_platform_chat(db_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "PLATFORM:CHAT_ID" in result.output
+
+
+def test_the_import_command_fails_when_a_whole_file_is_unreadable(
+    tmp_path: Path, db_path: Path
+) -> None:
+    no_sender = tmp_path / "群.csv"
+    no_sender.write_text("time,content\n2026-10-07 09:01:00,hello\n", encoding="utf-8")
+    result = CliRunner().invoke(
+        import_command,
+        [str(no_sender), str(TELEGRAM_CHAT), "--db", str(db_path)],
+        obj=State(None, False),
+    )
+    assert result.exit_code == 1
+    assert "needs a time, a content and a sender column" in result.stdout
+    assert "messages read:   6 (6 new" in result.stdout  # the readable file still went in
+
+
+def test_every_column_name_understood_is_documented() -> None:
+    from gpudesk.bot import importers
+
+    doc = (Path(__file__).parents[1] / "docs" / "import-export.md").read_text(encoding="utf-8")
+    documented = {name.lower() for name in re.findall(r"`([^`\s]+)`", doc)}
+    for names in (
+        importers._TIME_COLUMNS,
+        importers._CONTENT_COLUMNS,
+        importers._SENDER_ID_COLUMNS,
+        importers._SENDER_NAME_COLUMNS,
+        importers._TYPE_COLUMNS,
+        importers._CHAT_COLUMNS,
+        importers._CHAT_TITLE_COLUMNS,
+    ):
+        assert set(names) <= documented, set(names) - documented

@@ -60,6 +60,8 @@ INTENT = [
     ("Offering 200 H100 GPUs in Oregon at $1.99/GPU/hr", "sell"),
     ("L4 GPUs available in Seoul, 96 cards, $0.30/GPU/hr", "sell"),
     ("Liquidating 150x RTX 3090, $600 each, New York", "sell"),
+    ("FS: 2 × DGX H100, Singapore, USD 260k each", "sell"),
+    ("Can provide 1000+ H100 GPUs in Norway, pricing on request", "sell"),
     ("收 H20 96G 50张 北京 9w/张", "buy"),
     ("求购 A100 40G 100张 广州", "buy"),
     ("求租 H100 8卡 4台 上海 预算 6.5w/台/月", "buy"),
@@ -106,6 +108,7 @@ DEAL = [
     ("H100 SXM for lease, 64 GPUs, Phoenix, $2.05/GPU/hr", "rent"),
     ("8x A100 node rental in London, $9,500 per month", "rent"),
     ("Need 64 L40S for 2 weeks in Houston", "rent"),
+    ("Can provide 512 H200 in Oregon, 3-year term", "rent"),
     ("Seeking 10x H100 PCIe for purchase, Jakarta", "sale"),
     ("WTB 4 HGX H200 servers, up to $300k per server", "sale"),
 ]
@@ -181,6 +184,8 @@ QUANTITIES = [
     ("WTS 4 nodes of H200 (8 GPUs each)", (4, "server", 8)),
     ("WTS 6 H100 servers, 8-GPU", (6, "server", 8)),
     ("WTS 3x HGX B200 servers", (3, "server", None)),
+    ("FS: 2 × DGX H100, Singapore", (2, "server", None)),
+    ("WTS 32x B200 HGX, Chicago", (32, "gpu", None)),
     ("WTS one HGX H100 server", (1, "server", None)),
     ("WTS 2 boxes 8x RTX 4090", (2, "server", 8)),
     ("WTS 1x 8-GPU H200 node", (1, "server", 8)),
@@ -517,6 +522,22 @@ def test_never_raises_on_trade_like_text(pieces: list[str]) -> None:
         _check_contract(offer)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "\ud800 H100 8卡 10台",  # a lone surrogate
+        "\x00H100\x00 出 8卡",
+        "İİİ 出 H100 8卡 10台 7w/台",  # lower-casing "İ" makes the text longer
+        "\u0301" * 1_000 + " 出 H100",
+        "出 H100 ⑧卡 ⑩台 ８.５w／台",
+    ],
+)
+def test_odd_text_is_read_without_errors(text: str) -> None:
+    for offer in parse_offers(text):
+        _check_contract(offer)
+
+
 HUGE = {
     "digits": "1" * 100_000,
     "spaced digits": "8 " * 50_000,
@@ -585,7 +606,7 @@ def test_parser_imports_nothing_outside_the_domain() -> None:
             assert names <= allowed, f"{module}.py imports {names - allowed}"
 
 
-# --- the dev corpus, scored with the scorer's own logic --------------------------------------------
+# --- the dev corpus, scored with the scorer's own logic -------------------------------------------
 
 
 def _load_scorer() -> ModuleType:

@@ -28,7 +28,7 @@ def test_every_place_resolves_by_its_own_name() -> None:
 
 
 def test_every_alias_names_a_canonical_place() -> None:
-    for alias, name in {**ALIASES, **CASED_ALIASES}.items():
+    for name in {**ALIASES, **CASED_ALIASES}.values():
         assert name in PLACES
         assert name in RANK
 

@@ -47,6 +47,7 @@ def desk_settings(settings: Settings) -> DeskSettings:
         match_replies=desk.match_replies,
         commands_per_minute=desk.commands_per_minute,
         admins=admins,
+        watch=settings.watch.policy(),
     )
 
 
@@ -116,7 +117,7 @@ def run(settings: Settings, db: Path | None = None) -> None:
 
 async def _run_adapters(settings: Settings, desk: Desk, adapters: list[str]) -> None:
     """Run the enabled chat adapters and the digest schedule until SIGINT or SIGTERM."""
-    from gpudesk.bot.scheduler import DigestScheduler, Send
+    from gpudesk.bot.scheduler import DigestScheduler, Send, WatchAlertScheduler
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -171,6 +172,10 @@ async def _run_adapters(settings: Settings, desk: Desk, adapters: list[str]) -> 
             )
             digests.start()
             running.append(digests)
+        if settings.watch.enabled:
+            watch_alerts = WatchAlertScheduler(desk.ledger, desk.settings, senders)
+            watch_alerts.start()
+            running.append(watch_alerts)
         log.info("gpudesk is running (%s); Ctrl-C to stop", ", ".join(adapters))
         await _first_to_end(endings)
     finally:

@@ -215,10 +215,11 @@ class PlainProgress:
         elapsed = max(now - self._started, 1e-9)
         size = max(self._export.size, 1)
         fraction = min(self._offset / size, 1.0)
-        rate = (self._messages - self._base) / elapsed
+        messages = self._messages - self._base
+        rate = messages / elapsed
         left = elapsed * (1 - fraction) / fraction if fraction > 0 else 0.0
         print(
-            f"import {self._export.path.name}: {fraction:.0%}, {self._messages:,} messages,"
+            f"import {self._export.path.name}: {fraction:.0%}, {messages:,} messages,"
             f" {rate:,.0f}/s, {_duration(left)} left",
             file=self.stream,
             flush=True,

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from gpudesk.market.offer import Currency
+from gpudesk.market.watch import WatchPolicy
 
 Language = Literal["zh", "en"]
 
@@ -95,6 +96,27 @@ class DigestConfig(_Section):
         return value
 
 
+class WatchConfig(_Section):
+    """Watchlists and alerts (issue 10): how long a watch lasts and how much it may say."""
+
+    days: int = Field(default=30, ge=1, le=365)
+    remind_days: int = Field(default=2, ge=0, le=30)
+    max_per_member: int = Field(default=10, ge=1, le=1000)
+    alerts_per_hour: int = Field(default=10, ge=1)
+    digest_hour: int = Field(default=9, ge=0, le=23)
+    enabled: bool = True
+
+    def policy(self) -> WatchPolicy:
+        """The desk's view of these settings (`DeskSettings.watch`)."""
+        return WatchPolicy(
+            days=self.days,
+            remind_days=self.remind_days,
+            max_per_member=self.max_per_member,
+            alerts_per_hour=self.alerts_per_hour,
+            digest_hour=self.digest_hour,
+        )
+
+
 class AdminsConfig(_Section):
     """Bot admins by platform user id: they may cancel any offer and run admin commands."""
 
@@ -119,6 +141,7 @@ class Settings(BaseSettings):
     wechat: WechatConfig = Field(default_factory=WechatConfig)
     digest: DigestConfig = Field(default_factory=DigestConfig)
     admins: AdminsConfig = Field(default_factory=AdminsConfig)
+    watch: WatchConfig = Field(default_factory=WatchConfig)
 
     @classmethod
     def settings_customise_sources(

@@ -106,6 +106,8 @@ def import_command(
             progress.close()
         desk.ledger.close()
     click.echo("\n".join(report.summary()))
+    if any(problem.line == 0 for problem in report.problems):
+        raise click.exceptions.Exit(1)  # a whole file could not be read; the others were
 
 
 @click.command("export")
@@ -193,7 +195,7 @@ def export_command(
                 now=datetime.now(UTC),
                 weeks=[_week(label, zone) for label in weeks],
                 since=start,
-                chat=_chat(chat),
+                chat=parse_chat(chat),
                 thresholds=app.desk_settings(settings).thresholds,
             )
             ex.write_rows(rows, ex.PULSE_COLUMNS, fmt, sink)
@@ -261,7 +263,7 @@ def _week(label: str, zone: ZoneInfo) -> Week:
         raise click.BadParameter(str(error), param_hint="--week") from None
 
 
-def _chat(value: str | None) -> tuple[str | None, str] | None:
+def parse_chat(value: str | None) -> tuple[str | None, str] | None:
     """`telegram:-100123` or a bare chat id (any platform)."""
     if value is None:
         return None

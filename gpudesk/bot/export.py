@@ -28,7 +28,7 @@ from decimal import Decimal
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
-from gpudesk.market.listings import DEFAULT_THRESHOLDS, Listings, Week, pulses
+from gpudesk.market.listings import DEFAULT_THRESHOLDS, Listings, Week, moment, pulses
 from gpudesk.market.normalise import unit_for
 from gpudesk.market.offer import contract_number
 from gpudesk.market.pulse import Pulse, ReadingThresholds
@@ -233,8 +233,8 @@ def _weeks_with_listings(
 ) -> list[Week]:
     if not book.listings:
         return []
-    first = min(listing.first_at for listing in book.listings)
-    last = min(now, max(listing.ends_at for listing in book.listings))
+    first = moment(min(listing.first_at for listing in book.listings))
+    last = min(now, moment(max(listing.ends_at for listing in book.listings)))
     start = Week.of(max(first, since) if since is not None else first, zone)
     stop = Week.of(last, zone)
     count = (stop.monday - start.monday).days // 7

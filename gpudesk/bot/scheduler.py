@@ -43,12 +43,14 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from gpudesk.bot.config import WEEKDAYS, parse_schedule
 from gpudesk.handlers.chart import render_chart
 from gpudesk.handlers.commands import DeskSettings
 from gpudesk.handlers.desk import system_clock
 from gpudesk.handlers.digest_text import chat_language, digest_replies, fit, load_digest
+from gpudesk.handlers.watching import due_alerts, mark_failed, mark_sent
 from gpudesk.market.digest import (
     Weekly,
     next_occurrence,
@@ -204,3 +206,92 @@ class DigestScheduler:
         self.ledger.mark_digest_sent(*where, at=self.clock())
         log.info("sent the %s digest to %s %s", week, *where[:2])
         return 1
+
+
+# -- watches (issue 10): digests, summaries past the hourly cap, and expiry reminders ----------
+
+WATCH_JOB_ID = "gpudesk-watch-alerts"
+
+
+class WatchAlertScheduler:
+    """Every `every` (default 30 s), sends what `gpudesk.handlers.watching.due_alerts` finds
+    due, through `senders[platform]`: hourly and daily digests, the summaries of hits past a
+    member's hourly cap, hits from another platform, and reminders of watches about to lapse.
+
+    `due_alerts` claims each message's alerts in the ledger before it is handed over; they are
+    marked sent once `send` returns, failed if it raises, and never sent again either way (at
+    most once: record first, send, mark sent). Shares the process's AsyncIOScheduler like
+    `DigestScheduler` (without one, it makes and owns one).
+
+        alerts = WatchAlertScheduler(desk.ledger, desk.settings, senders, scheduler=shared)
+        alerts.start()     # in the running event loop
+        ...
+        await alerts.stop()
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        settings: DeskSettings,
+        senders: Mapping[str, Send],
+        *,
+        every: timedelta = timedelta(seconds=30),
+        clock: Callable[[], datetime] = system_clock,
+        scheduler: AsyncIOScheduler | None = None,
+    ):
+        self.ledger = ledger
+        self.settings = settings
+        self.senders = dict(senders)
+        self.every = every
+        self.clock = clock
+        self._owns_scheduler = scheduler is None
+        self.scheduler = scheduler or AsyncIOScheduler(timezone=settings.zone)
+        self._lock = asyncio.Lock()
+
+    def start(self) -> None:
+        """Add the job (first run at once: what came due while the bot was down); call in the
+        running loop."""
+        if self.scheduler.get_job(WATCH_JOB_ID) is not None:
+            self.scheduler.remove_job(WATCH_JOB_ID)
+        self.scheduler.add_job(
+            self.run_due,
+            IntervalTrigger(seconds=self.every.total_seconds()),
+            id=WATCH_JOB_ID,
+            next_run_time=datetime.now(UTC),
+            coalesce=True,
+            max_instances=1,
+        )
+        if self._owns_scheduler and not self.scheduler.running:
+            self.scheduler.start()
+
+    async def stop(self) -> None:
+        """Remove the job (and shut our own scheduler down); wait for a run in progress."""
+        if self.scheduler.get_job(WATCH_JOB_ID) is not None:
+            self.scheduler.remove_job(WATCH_JOB_ID)
+        if self._owns_scheduler and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+            await asyncio.sleep(0)
+        async with self._lock:
+            pass
+
+    async def run_due(self) -> int:
+        """Send everything due now; how many messages went out. Safe to call any time."""
+        async with self._lock:
+            try:
+                due = due_alerts(
+                    self.ledger, self.settings, self.clock(), platforms=sorted(self.senders)
+                )
+            except Exception:
+                log.exception("could not collect the watch alerts due")
+                return 0
+            sent = 0
+            for item in due:
+                try:
+                    await self.senders[item.reply.platform](item.reply)
+                except Exception:
+                    log.exception("could not send a watch alert to %s", item.reply.chat_id)
+                    mark_failed(self.ledger, item, self.clock())
+                    continue
+                mark_sent(self.ledger, item, self.clock())
+                sent += 1
+            return sent

@@ -88,6 +88,7 @@ _DESK_ATTEMPTS = 3  # a desk error is retried this often before the update is sk
 _SEND_ATTEMPTS = 3  # a send that hits a network error (not a 429: the limiter retries those)
 _OVERALL_BURST = 4  # sends at once after a quiet spell; no second holds more than the cap
 _NAMES_REMEMBERED = 10_000  # user id -> display name, for @-mentions in replies
+_NAMELESS = "👤"  # shown for a mentioned member whose name we have not seen (issue 10)
 
 
 # --------------------------------------------------------------------------------------------
@@ -675,6 +676,7 @@ class TelegramAdapter:
         try:
             while outbox:
                 sent: bool | None = None
+                self._begin(outbox[0].reply)
                 try:
                     sent = await self._send(outbox[0])
                 except Exception:  # a bug, not Telegram's no (_send logs those): keep going
@@ -713,6 +715,11 @@ class TelegramAdapter:
         for reply in unsent:
             # The ledger dropped reply_to_id where it names a message of another chat.
             self._enqueue(reply, reply.chat_id)
+
+    def _begin(self, reply: Reply) -> None:
+        """Alerts go at most once (issue 10): marked before the send, never resent."""
+        if self._outbox is not None and reply.outbox_id is not None and reply.kind == "alert":
+            self._outbox.begin_reply(reply.outbox_id, at=datetime.now(UTC))
 
     def _finish(self, reply: Reply, sent: bool | None) -> None:
         """Mark a queued reply sent or refused; one that could not be sent now stays queued."""
@@ -770,6 +777,8 @@ class TelegramAdapter:
                     )
                 )
         except (Forbidden, BadRequest) as error:
+            if isinstance(error, Forbidden) and self._fall_back(reply):
+                return True
             self._log.warning("Telegram: could not send to %s: %s", reply.chat_id, error)
             return False
         except TelegramError as error:  # including a 429 still there after every retry
@@ -793,6 +802,32 @@ class TelegramAdapter:
                 self._log.warning("Telegram: send failed (%s); trying again", error)
                 await asyncio.sleep(_backoff(attempt))
         raise AssertionError("unreachable")
+
+    def _fall_back(self, reply: Reply) -> bool:
+        """-- watches (issue 10): a private alert Telegram refused (the member never started
+        the bot, or blocked it) goes to the group where they set the watch, as a mention,
+        queued like any reply there. False when the reply names no such group."""
+        if not reply.private or reply.fallback_chat_id is None:
+            return False
+        member = reply.chat_id
+        if member not in self._names:  # a mention must show a name; theirs is not known yet
+            self._remember_name(member, _NAMELESS)
+        self._log.info(
+            "Telegram: %s cannot be messaged privately; mentioning them in %s",
+            member,
+            reply.fallback_chat_id,
+        )
+        in_group = replace(
+            reply,
+            chat_id=reply.fallback_chat_id,
+            private=False,
+            reply_to_id=None,
+            mention_ids=(member,),
+            fallback_chat_id=None,
+            outbox_id=None,  # the private reply's outbox row is the one marked done
+        )
+        self._enqueue(in_group, None)
+        return True
 
     def _mentions(self, user_ids: Collection[str]) -> str:
         """HTML mentions of the users whose names we have seen (a mention needs a name to

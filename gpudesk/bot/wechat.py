@@ -116,16 +116,26 @@ def clear_sdk_caches() -> None:
 
 
 class _RedactToken(logging.Filter):
-    """PuppetService logs the token in clear at every connection; hide it."""
+    """PuppetService logs the token in clear at every connection, and at DEBUG the HTTP/2
+    header encoder (hpack) logs it as the `:authority` header (issue 9); hide it."""
 
     def __init__(self, token: str) -> None:
         super().__init__()
         self._token = token
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str) and self._token in record.msg:
-            record.msg = record.msg.replace(self._token, "<token>")
+        try:
+            message = record.getMessage()  # hpack passes the header in the record's args
+        except Exception:  # a malformed record: let logging report it as it always does
+            return True
+        if self._token in message:
+            record.msg = message.replace(self._token, "<token>")
+            record.args = None
         return True
+
+
+# The loggers that write the token (hpack's: header by header, at DEBUG).
+_TOKEN_LOGGERS = ("PuppetService", "hpack.hpack", "hpack.table")
 
 
 class WechatAdapter:
@@ -232,7 +242,8 @@ class WechatAdapter:
         """Start connecting in the background and return at once."""
         if self._supervisor is not None:
             raise RuntimeError("WechatAdapter already started")
-        logging.getLogger("PuppetService").addFilter(self._redact)
+        for name in _TOKEN_LOGGERS:
+            logging.getLogger(name).addFilter(self._redact)
         self._supervisor = self._spawn(self._supervise(), "wechat-connection")
         self._spawn(self._consume(), "wechat-inbox")
 
@@ -250,7 +261,8 @@ class WechatAdapter:
         self._outboxes.clear()
         self._batches.clear()
         await self._close_session()
-        logging.getLogger("PuppetService").removeFilter(self._redact)
+        for name in _TOKEN_LOGGERS:
+            logging.getLogger(name).removeFilter(self._redact)
         log.info("WeChat: stopped")
 
     async def __aenter__(self) -> Self:

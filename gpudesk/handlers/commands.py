@@ -17,6 +17,7 @@ from fractions import Fraction
 from zoneinfo import ZoneInfo
 
 from gpudesk.handlers import format as fmt
+from gpudesk.handlers import watching
 from gpudesk.handlers.digest_text import compose as compose_digest
 from gpudesk.handlers.explain import CHAT_LIMITS, explain_text
 from gpudesk.handlers.texts import say
@@ -28,6 +29,7 @@ from gpudesk.market.message import ChatMessage, Reply
 from gpudesk.market.normalise import Valuation, unit_for
 from gpudesk.market.offer import Deal, Side
 from gpudesk.market.pulse import Pulse, ReadingThresholds
+from gpudesk.market.watch import WatchPolicy
 from gpudesk.storage.ledger import FILLED, OPEN, WITHDRAWN, Ledger, OfferRecord
 
 
@@ -45,6 +47,7 @@ class DeskSettings:
     match_replies: bool = True
     commands_per_minute: int = 5
     admins: frozenset[tuple[str, str]] = frozenset()  # (platform, user id)
+    watch: WatchPolicy = field(default_factory=WatchPolicy)  # watchlists (issue 10)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -305,6 +308,10 @@ COMMANDS: tuple[Command, ...] = (
     Command("scope", ("范围",), scope, admin=True),
     Command("digest", ("周报",), digest, admin=True),
     Command("explain", ("解读",), explain, admin=True),
+    # -- watches (issue 10): the commands live with the alerts, in handlers/watching.py
+    Command("watch", ("盯盘", "盯"), watching.watch),
+    Command("watches", ("我的盯盘",), watching.watches),
+    Command("unwatch", ("取消盯盘",), watching.unwatch),
 )
 
 
@@ -320,13 +327,18 @@ def find_command(text: str) -> tuple[Command | None, list[str]] | None:
     if head.startswith("/"):
         name = head[1:].partition("@")[0].lower()
         return _lookup(name), words[1:]
-    for command in COMMANDS:
-        for alias in command.aliases:
-            if alias.isascii() or not head.startswith(alias):
-                continue
-            rest = head[len(alias) :]
-            return command, ([rest] if rest else []) + words[1:]
-    return None
+    # The longest name wins: "我的盯盘" is /watches, not /mine ("我的") with an argument.
+    named = [
+        (alias, command)
+        for command in COMMANDS
+        for alias in command.aliases
+        if not alias.isascii() and head.startswith(alias)
+    ]
+    if not named:
+        return None
+    alias, command = max(named, key=lambda pair: len(pair[0]))
+    rest = head[len(alias) :]
+    return command, ([rest] if rest else []) + words[1:]
 
 
 def _lookup(name: str) -> Command | None:
@@ -535,9 +547,11 @@ def _own_open(ctx: Context) -> list[OfferRecord]:
 
 
 def _close(ctx: Context, args: list[str], status: str, done_key: str, *, example: str) -> str:
-    if not args or not args[0].lstrip("#").isdigit():
+    # ASCII digits that fit SQLite's integer: "²".isdigit() is true, and int() refuses it.
+    wanted = args[0].lstrip("#") if args else ""
+    if not (wanted.isascii() and wanted.isdigit() and len(wanted) <= 18):
         raise UsageError(say(ctx.lang, "error.need_id", example=example))
-    offer_id = int(args[0].lstrip("#"))
+    offer_id = int(wanted)
     record = ctx.ledger.offer(offer_id)
     if record is None or record.status != OPEN or record.expires_at <= ctx.now:
         raise UsageError(say(ctx.lang, "error.no_offer", id=offer_id))

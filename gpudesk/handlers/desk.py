@@ -31,6 +31,7 @@ from gpudesk.handlers.commands import (
     match_text,
 )
 from gpudesk.handlers.texts import say
+from gpudesk.handlers.watching import alerts_for
 from gpudesk.market.book import PostedOffer
 from gpudesk.market.match import is_repost
 from gpudesk.market.message import ChatMessage, Reply
@@ -175,7 +176,9 @@ class Desk:
                     reply_to_id=message.message_id if kept else None,
                 )
             self.ledger.mark_handled(message_row)
-        return self._announce(message, fresh, now)
+        replies = self._announce(message, fresh, now)
+        # -- watches (issue 10): tell the members whose standing orders these offers meet.
+        return replies + alerts_for(self.ledger, self.settings, message_row, message, fresh, now)
 
     def _book(
         self, message_row: int, item: int, message: ChatMessage, offer: Offer

@@ -25,6 +25,8 @@ from gpudesk.market.listings import (
     Role,
     Standing,
     Week,
+    micros,
+    moment,
     pulse_of,
     standing_in,
 )
@@ -68,7 +70,9 @@ def explain_text(
     Later posts never change a past week's figures (listings are read in time order), but they
     do say how its listings ended, so everything up to `now` is read.
     """
-    book = ledger.listings(until=now, lifetime=lifetime, gpu=gpu, deal=deal, chat=chat)
+    book = ledger.listings(
+        until=now, lifetime=lifetime, gpu=gpu, deal=deal, chat=chat, keep_posts=True
+    )
     currency = ledger.valuation.currency
     pulse = pulse_of(book, gpu, deal, week, currency=currency, thresholds=thresholds)
     standing = standing_in(book, gpu, deal, week)
@@ -76,11 +80,11 @@ def explain_text(
     shown = {side: items[: limits.listings] for side, items in sides.items()}
     posts = ledger.listing_posts(
         adverts=[
-            advert.id
+            advert[0]  # by position: the ledger's rows are plain tuples in Advert's order
             for items in shown.values()
             for item in items
             for advert, _ in item.listing.adverts
-            if advert.at < week.end
+            if advert[2] < micros(week.end)
         ],
         withdrawals=[
             item.listing.closed_by.id
@@ -125,8 +129,8 @@ class _Writer:
     def money(self, amount: Decimal | None) -> str:
         return fmt.unit_money(amount, self.pulse.currency, unit_for(self.pulse.deal), self.lang)
 
-    def when(self, moment: datetime) -> str:
-        return fmt.local_time(moment, self.week.zone)
+    def when(self, at: int) -> str:
+        return fmt.local_time(moment(at), self.week.zone)
 
     def head(self, scope_note: str, priced: dict[Side, int]) -> list[str]:
         lang, pulse, week = self.lang, self.pulse, self.week
@@ -224,7 +228,8 @@ class _Writer:
                 ending=self.ending(listing),
             ),
         ]
-        adverts = [(a, r) for a, r in listing.adverts if a.at < self.week.end]
+        end = micros(self.week.end)
+        adverts = [(Advert._make(a), r) for a, r in listing.adverts if a[2] < end]
         later = len(listing.adverts) - len(adverts)
         limit = self.limits.posts
         if limit is not None and len(adverts) > limit:
@@ -246,7 +251,7 @@ class _Writer:
             "explain.advert",
             when=self.when(advert.at),
             chat=_chat_name(post, advert.chat),
-            name=post.poster_name if post else advert.party[1],
+            name=post.poster_name if post else str(advert.party),
             role=say(self.lang, f"role.{role.value}"),
             text=_excerpt(post.text if post else "", self.limits.excerpt),
         )
@@ -266,7 +271,7 @@ class _Writer:
                 when=when,
                 text=_excerpt(post.text if post else "", self.limits.excerpt),
             )
-        if listing.ends_at <= self.now:
+        if listing.ends_at <= micros(self.now):
             return say(lang, "explain.lapsed", days=self.days)
         return say(lang, "explain.standing", days=self.days)
 

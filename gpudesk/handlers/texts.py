@@ -399,6 +399,164 @@ TEXTS: dict[str, dict[Lang, str]] = {
     "role.cross_post": {"en": "cross-post", "zh": "跨群转发"},
     "role.price_change": {"en": "price change", "zh": "改价"},
     "role.broker_repost": {"en": "broker repost", "zh": "中介转发"},
+    # -- watches (issue 10) -----------------------------------------------------------------
+    "cmd.watch": {
+        "en": "tell me privately of offers that fit: /watch H100 rent <= 1.6 USD/GPU-hr",
+        "zh": "盯盘提醒：盯 H100 月租 6w/台以下 北京",
+    },
+    "cmd.watches": {"en": "my watches and what they found", "zh": "我的盯盘及命中"},
+    "cmd.unwatch": {"en": "stop a watch: /unwatch 3", "zh": "取消盯盘：取消盯盘 3"},
+    "watch.example": {
+        "en": "/watch H100 rent <= 1.6 USD/GPU-hr in Beijing >= 32 GPUs",
+        "zh": "盯 H100 月租 6w/台以下 北京",
+    },
+    "watch.example.sell": {
+        "en": "/watch sell H100 rent >= 2.2 USD/GPU-hr",
+        "zh": "盯 出租 H100 月租 7w/台以上",
+    },
+    "watch.usage": {
+        "en": "Tell me what to watch for, e.g. {example}. Add “digest hourly” or “digest daily”"
+        " for one message an hour or a day, “here” to watch this group only.",
+        "zh": "请写明要盯的内容，例如：{example}。加「每小时汇总」或「每日汇总」改为定时汇总，"
+        "加「本群」只盯本群。",
+    },
+    "watch.set": {
+        "en": "Watch #{id} set: {watch}. I will tell you privately until {until}.",
+        "zh": "已设置盯盘 #{id}：{watch}。有效至 {until}，命中时私信通知你。",
+    },
+    "watch.dm_hint": {
+        "en": "If you have not yet, open a private chat with me and press Start; until then I"
+        " mention you here.",
+        "zh": "如果还没私聊过我，请先私聊我并点「开始」；在此之前我会在本群@你。",
+    },
+    "watch.renewed": {
+        "en": "Watch #{id} renewed until {until}.",
+        "zh": "盯盘 #{id} 已续期至 {until}。",
+    },
+    "watch.looks_for": {"en": "{side} of {model} {deal}", "zh": "{model} {deal}{side}"},
+    "watch.side.sell": {"en": "sellers", "zh": "卖方"},
+    "watch.side.buy": {"en": "buyers", "zh": "买方"},
+    "watch.deal.any": {"en": "rent or sale", "zh": "租售"},
+    "watch.at_most": {"en": "≤ {price}", "zh": "≤ {price}"},
+    "watch.at_least": {"en": "≥ {price}", "zh": "≥ {price}"},
+    "watch.min_gpus": {"en": "≥ {n} GPUs", "zh": "≥ {n} 卡"},
+    "watch.scope": {"en": "only in {chat}", "zh": "仅限 {chat}"},
+    "watch.delivery.hourly": {"en": "hourly digest", "zh": "每小时汇总"},
+    "watch.delivery.daily": {"en": "daily digest", "zh": "每日汇总"},
+    "watch.alert.title": {
+        "en": "Your watch #{id} ({watch}) found:",
+        "zh": "你的盯盘 #{id}（{watch}）有新信息：",
+    },
+    "watch.alert.unit": {"en": " (≈ {price})", "zh": "（约 {price}）"},
+    "watch.alert.where": {
+        "en": "{name} in {chat}, {ago} · {ref}",
+        "zh": "{name}（{chat}，{ago}）· {ref}",
+    },
+    "watch.alert.footer": {
+        "en": "/watches lists your watches; /unwatch {id} stops this one.",
+        "zh": "发送 我的盯盘 查看全部；发送 取消盯盘 {id} 取消此盯盘。",
+    },
+    "watch.ref": {"en": "post {id} in {chat}", "zh": "{chat} 第 {id} 条消息"},
+    "watch.digest.title": {
+        "en": "Watch digest since {since} ({n} new):",
+        "zh": "盯盘汇总：自 {since} 起 {n} 条新信息：",
+    },
+    "watch.overflow.title": {
+        "en": "…and {n} more offers for your watches since {since}:",
+        "zh": "……自 {since} 起你的盯盘还有 {n} 条新信息：",
+    },
+    "watch.digest.line": {
+        "en": "#{id}: {offer} · {name} in {chat} · {ref}",
+        "zh": "#{id}：{offer} · {name}（{chat}）· {ref}",
+    },
+    "watch.digest.more": {
+        "en": "…and {n} more.",
+        "zh": "……另有 {n} 条。",
+    },
+    "watch.reminder": {
+        "en": "Your watch #{id} ({watch}) ends {until}. Send /watch renew {id} to keep it"
+        " {days} more days.",
+        "zh": "你的盯盘 #{id}（{watch}）将于 {until} 到期。发送「盯 续期 {id}」可再续 {days} 天。",
+    },
+    "watches.none": {
+        "en": "You have no watches. Set one, e.g. {example}",
+        "zh": "你还没有盯盘。例如：{example}",
+    },
+    "watches.title": {"en": "Your watches ({n} of {most}):", "zh": "你的盯盘（{n}/{most}）："},
+    "watches.line": {
+        "en": "#{id} {watch} · hits: {hits} · until {until}",
+        "zh": "#{id} {watch} · 命中 {hits} 次 · 有效至 {until}",
+    },
+    "watches.last": {
+        "en": "   latest: {summary} · {name} in {chat}, {ago}",
+        "zh": "   最近：{summary} · {name}（{chat}，{ago}）",
+    },
+    "watches.footer": {
+        "en": "/unwatch ID stops one; /watch renew ID keeps one longer.",
+        "zh": "发送「取消盯盘 编号」取消；发送「盯 续期 编号」续期。",
+    },
+    "unwatch.done": {"en": "Watch #{id} stopped.", "zh": "盯盘 #{id} 已取消。"},
+    "unwatch.all": {
+        "en": "All your watches stopped ({n}).",
+        "zh": "已取消你的全部盯盘（{n} 个）。",
+    },
+    "watch.error.no_model": {
+        "en": "Which GPU should I watch for? For example: {example}",
+        "zh": "请写明要盯的型号，例如：{example}",
+    },
+    "watch.error.two_models": {
+        "en": "One GPU per watch, please (I read {gpus}).",
+        "zh": "每个盯盘只能盯一个型号（读到了 {gpus}）。",
+    },
+    "watch.error.no_deal": {
+        "en": "To rent or to buy outright? A price limit needs one, e.g. {example}",
+        "zh": "是租赁还是买卖？设价格上限需写明，例如：{example}",
+    },
+    "watch.error.no_price": {
+        "en": "I could not read a price after “{word}”. For example: {example}",
+        "zh": "「{word}」后面没有读到价格，例如：{example}",
+    },
+    "watch.error.side_conflict": {
+        "en": "A ceiling (<=) watches sellers and a floor (>=) buyers; to sell, e.g. {example}",
+        "zh": "「以下」是盯卖方，「以上」是盯买方；如果你是出租或出售，例如：{example}",
+    },
+    "watch.error.max_count": {
+        "en": "I can watch for at least so many GPUs, e.g. “>= 32 GPUs”, not at most.",
+        "zh": "数量只能设下限，例如「32卡以上」。",
+    },
+    "watch.error.two_limits": {
+        "en": "One price limit per watch, please.",
+        "zh": "每个盯盘只能设一个价格条件。",
+    },
+    "watch.error.bad_unit": {
+        "en": "That price unit does not fit the deal: rent is per hour or month, a sale per GPU"
+        " or server.",
+        "zh": "价格单位与交易类型不符：租赁按小时或按月，买卖按卡或按台。",
+    },
+    "watch.error.here_private": {
+        "en": "“here” only works in a group: set the watch there, or leave it out.",
+        "zh": "「本群」只能在群里使用：请在群里设置，或去掉「本群」。",
+    },
+    "watch.error.unreadable": {
+        "en": "I could not read that watch. For example: {example}",
+        "zh": "无法读取这个盯盘，例如：{example}",
+    },
+    "watch.error.too_long": {
+        "en": "That is too long for a watch (at most {limit} characters).",
+        "zh": "盯盘内容太长（最多 {limit} 个字符）。",
+    },
+    "watch.error.too_many": {
+        "en": "You already have {most} watches, the most a member may have. /unwatch one first.",
+        "zh": "你已有 {most} 个盯盘，已达上限。请先取消一个。",
+    },
+    "watch.error.need_id": {
+        "en": "Which watch? Give its number, e.g. {example}. /watches lists yours.",
+        "zh": "请给出盯盘编号，例如 {example}。发送 我的盯盘 查看。",
+    },
+    "watch.error.no_watch": {
+        "en": "You have no running watch #{id}. /watches lists yours.",
+        "zh": "你没有编号为 #{id} 的盯盘。发送 我的盯盘 查看。",
+    },
 }
 
 

@@ -21,6 +21,8 @@ import ahocorasick
 
 __all__ = [
     "ALIASES",
+    "ASCII_ALNUM",
+    "ASCII_ALPHA",
     "MEMORY_SIZES",
     "MODELS",
     "VARIANT_ALIASES",
@@ -164,24 +166,28 @@ def normalize(text: str) -> str:
     return unicodedata.normalize("NFKC", text).lower()
 
 
-def _ascii_alnum(char: str) -> bool:
-    return char.isascii() and char.isalnum()
+# ASCII letters and digits: the characters that glue words together (a set is the fastest test).
+ASCII_ALPHA: frozenset[str] = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+ASCII_ALNUM: frozenset[str] = ASCII_ALPHA | frozenset("0123456789")
 
 
 def model_bounded(text: str, start: int, end: int) -> bool:
     """True when a model alias at text[start:end] is a whole name, not part of a longer token.
 
-    `h100` in `h1000` or `ah100` is not a model; `h100s` (plural) and `h100sxm` (variant glued
-    on) are.
+    `h100` in `h1000` or `ah100` is not a model; `h100s` (plural), `h100sxm` (variant glued
+    on) and `8xh100` (a count glued on) are.
     """
-    if start > 0 and _ascii_alnum(text[start - 1]):
-        # "8xh100" is eight H100s; "xh100" or "ah100" is some other token.
-        if not (text[start - 1] == "x" and start > 1 and text[start - 2].isdigit()):
-            return False
-    if end >= len(text) or not _ascii_alnum(text[end]):
+    # "8xh100" is eight H100s; "xh100" or "ah100" is some other token.
+    if (
+        start > 0
+        and text[start - 1] in ASCII_ALNUM
+        and not (text[start - 1] == "x" and start > 1 and text[start - 2].isdigit())
+    ):
+        return False
+    if end >= len(text) or text[end] not in ASCII_ALNUM:
         return True
     tail = text[end : end + 4]
-    if tail[:1] == "s" and (len(tail) == 1 or not _ascii_alnum(tail[1])):
+    if tail[0] == "s" and (len(tail) == 1 or tail[1] not in ASCII_ALNUM):
         return True
     return tail.startswith(("sxm", "pcie", "nvl", "hgx"))
 
@@ -191,9 +197,9 @@ def variant_bounded(text: str, start: int, end: int) -> bool:
 
     `nvl72` is a rack (GB200 NVL72), not the NVL card, so a digit after `nvl` rejects it.
     """
-    if start > 0 and text[start - 1].isascii() and text[start - 1].isalpha():
+    if start > 0 and text[start - 1] in ASCII_ALPHA:
         return False
-    return not (end < len(text) and _ascii_alnum(text[end]))
+    return not (end < len(text) and text[end] in ASCII_ALNUM)
 
 
 def _build_automaton() -> ahocorasick.Automaton:

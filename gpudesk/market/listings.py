@@ -37,20 +37,24 @@ The method (docs/pulse.md states it for readers; this is the implementation):
 - The raw figures beside them count what a message-counting desk sees in the window: posts
   (messages) and distinct posters per side, brokers included.
 
-Pure: no I/O, no clock. Prices must already be in the desk's currency (`normalise`).
+Pure: no I/O, no clock. Prices must already be in the desk's currency (`normalise`). Times
+inside are integer microseconds since the epoch (`micros`, `moment`): a year of a busy market is
+a million advertisements, and integers compare and add several times faster than datetimes.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+import gc
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
-from operator import itemgetter
+from itertools import islice
+from operator import attrgetter, itemgetter
 from typing import NamedTuple
 
 from gpudesk.market.book import PostedOffer
@@ -63,9 +67,41 @@ Party = tuple[str, str]  # (platform, poster id)
 Chat = tuple[str, str]  # (platform, chat id)
 
 DEFAULT_THRESHOLDS = ReadingThresholds()  # the issue's 3 and 3/2 (frozen: safe to share)
+DEFAULT_LIFETIME = timedelta(days=14)  # `[desk] offer_days`
 
 # A broker relays a post within the day (the same window `match.looks_alike` uses).
 BROKER_WINDOW = LOOKALIKE_WINDOW
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+_NEVER = 2**63  # µs: later than any post
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while millions of small acyclic tuples are made.
+
+    Each collection walks every tracked object, so a year's advertisements would be walked
+    again and again for nothing (none of them is part of a cycle). The collector runs again,
+    as it was, on the way out.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def micros(moment: datetime) -> int:
+    """An aware datetime as integer microseconds since the epoch (exact)."""
+    return (moment - _EPOCH) // _MICRO
+
+
+def moment(us: int) -> datetime:
+    """Integer microseconds since the epoch as an aware UTC datetime (exact)."""
+    return _EPOCH + timedelta(microseconds=us)
 
 
 class Role(StrEnum):
@@ -86,22 +122,75 @@ class Closing(StrEnum):
     FILLED = "filled"
 
 
-class Advert(NamedTuple):
-    """One offer read from one post: the engine's input (a tuple, since there are millions)."""
+class Lot(NamedTuple):
+    """What a listing offers, besides who: side, deal, model, quantity in GPUs, place."""
 
-    id: int  # the ledger's advert row: orders posts made at the same instant
-    message: int  # the ledger's message row; one message may advertise several listings
-    at: datetime  # aware UTC
-    party: Party
-    chat: Chat
     side: Side
     deal: Deal
     gpu: str
-    variant: str | None
-    gpus: int | None  # quantity in GPUs
+    gpus: int | None
     place: str | None
-    price: Decimal | None  # per GPU-hour (rent) or per GPU (sale), in the desk's currency
+
+    @property
+    def relayable(self) -> bool:
+        """Only a stated quantity and place can make a broker repost: two bare "selling
+        H100" posts stay two sellers (as in `match.looks_alike`)."""
+        return self.gpus is not None and self.place is not None
+
+
+class Advert(NamedTuple):
+    """One offer read from one post: the engine's input.
+
+    `party`, `chat`, `lot` and `price` are the values themselves (a `Party`, a `Lot`, a
+    `Decimal`), or keys that a `Codes` maps to them: the ledger hands over its compact rows
+    as they come (codes and a price's text), since a year is a million of them.
+    """
+
+    id: int  # the ledger's advert row: orders posts made at the same instant
+    message: int  # the ledger's message row; one message may advertise several listings
+    at: int  # microseconds since the epoch (`micros`)
+    party: Hashable  # (platform, poster id)
+    chat: Hashable  # (platform, chat id)
+    lot: Hashable  # a `Lot`
+    variant: str | None
+    price: Hashable | None  # per GPU-hour (rent) or per GPU (sale), in the desk's currency
     offer: int | None = None  # the book offer it was stored as or refreshed (for /cancel)
+
+
+def advert(
+    id: int,
+    *,
+    at: datetime,
+    party: Party,
+    lot: Lot,
+    price: Decimal | None,
+    chat: Chat = ("console", "room"),
+    message: int | None = None,
+    variant: str | None = None,
+    offer: int | None = None,
+) -> Advert:
+    """An advertisement from plain values (tests, callers holding posts)."""
+    message = id if message is None else message
+    return Advert(id, message, micros(at), party, chat, lot, variant, price, offer)
+
+
+class _Itself(dict):  # type: ignore[type-arg]
+    """A mapping from anything to itself: the codes of values given as themselves."""
+
+    def __missing__(self, key: object) -> object:
+        return key
+
+
+@dataclass(frozen=True, slots=True)
+class Codes:
+    """What the keys of compact advertisements stand for (see `Advert`)."""
+
+    parties: Mapping[Hashable, Party] = field(default_factory=_Itself)
+    lots: Mapping[Hashable, Lot] = field(default_factory=_Itself)
+    prices: Mapping[Hashable, Decimal | None] = field(default_factory=_Itself)
+
+
+ITSELF = Codes()
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +199,8 @@ class Withdrawal:
 
     id: int
     message: int | None
-    at: datetime
-    party: Party
+    at: int  # microseconds since the epoch
+    party: Hashable  # as its advertisements name parties
     chat: Chat
     kind: Closing = Closing.SAID
     reply_to: int | None = None  # the message (the ledger's row) it answers
@@ -127,64 +216,98 @@ class Withdrawal:
         """Model, deal, place and size all named: enough for a broker's note to close."""
         return None not in (self.gpu, self.deal, self.place, self.gpus)
 
+    @property
+    def when(self) -> datetime:
+        return moment(self.at)
 
-@dataclass(slots=True)
+
 class Listing:
     """One party's standing offer and the advertisements that made it known."""
 
-    id: int  # its original advertisement's id
-    party: Party
-    side: Side
-    deal: Deal
-    gpu: str
-    gpus: int | None
-    place: str | None
-    first_at: datetime
-    last_at: datetime  # its latest advertisement, own or a broker's
-    ends_at: datetime  # first moment it no longer stands
-    adverts: list[tuple[Advert, Role]] = field(default_factory=list)
-    closed_by: Withdrawal | None = None
-    # Its own advertisements in time order, for "the price in force" at any moment.
-    own_times: list[datetime] = field(default_factory=list)
-    own_prices: list[Decimal | None] = field(default_factory=list)
+    __slots__ = (
+        "adverts",
+        "chats",
+        "closed_by",
+        "ends_at",
+        "first_at",
+        "id",
+        "key",
+        "last_at",
+        "lot",
+        "lot_key",
+        "own_prices",
+        "own_times",
+        "party",
+        "price",
+        "price_key",
+        "relays",
+        "variant",
+    )
 
-    @property
-    def key(self) -> tuple[Side, Deal, str, int | None, str | None]:
-        return (self.side, self.deal, self.gpu, self.gpus, self.place)
+    def __init__(self, advert: Advert, lifetime: int, codes: Codes):
+        # Fields by position: the ledger's rows are plain tuples in `Advert`'s order.
+        id_, _, at, party, chat, lot, variant, price, _ = advert
+        self.id = id_  # its original advertisement's
+        self.key = party  # its party as the advertisements name it
+        self.party: Party = codes.parties[party]
+        self.lot_key = lot
+        self.lot: Lot = codes.lots[lot]
+        self.first_at = self.last_at = at  # µs; last: its latest, own or a broker's
+        self.ends_at = at + lifetime  # the first moment it no longer stands
+        self.adverts: list[tuple[Advert, Role]] = [(advert, Role.ORIGINAL)]
+        self.closed_by: Withdrawal | None = None
+        self.chats = {chat}  # where its party posted it
+        self.price_key = price
+        self.price = None if price is None else codes.prices[price]
+        self.variant = variant
+        # Its own advertisements in time order, for "the price in force" at any moment.
+        self.own_times = [at]
+        self.own_prices = [self.price]
+        self.relays: list[tuple[int, Decimal | None, str | None, Hashable]] = []  # brokers'
 
-    def stands_at(self, moment: datetime) -> bool:
-        return self.first_at <= moment < self.ends_at
+    side = property(lambda self: self.lot.side)
+    deal = property(lambda self: self.lot.deal)
+    gpu = property(lambda self: self.lot.gpu)
+    gpus = property(lambda self: self.lot.gpus)
+    place = property(lambda self: self.lot.place)
 
-    def stands_in(self, start: datetime, end: datetime) -> bool:
-        """Standing at any moment of [start, end)."""
-        return self.first_at < end and self.ends_at > start
+    def stands_at(self, at: int) -> bool:
+        return self.first_at <= at < self.ends_at
 
-    def own_before(self, moment: datetime) -> int:
-        """Index of its last own advertisement before `moment` (-1: none)."""
-        return bisect.bisect_left(self.own_times, moment) - 1
+    def stands_in(self, start: int, end: int) -> bool:
+        """Standing at any moment of [start, end) (one withdrawn the instant it was posted
+        never stood)."""
+        return self.first_at < end and self.ends_at > start and self.ends_at > self.first_at
 
-    def price_before(self, moment: datetime) -> tuple[datetime, Decimal] | None:
-        """Its latest own stated price before `moment`, and when it was stated."""
-        index = self.own_before(moment)
+    def price_before(self, at: int) -> tuple[int, Decimal] | None:
+        """Its latest own stated price before `at`, and when it was stated."""
+        index = bisect.bisect_left(self.own_times, at) - 1
+        prices = self.own_prices
         while index >= 0:
-            price = self.own_prices[index]
+            price = prices[index]
             if price is not None:
                 return self.own_times[index], price
             index -= 1
         return None
 
+    def __repr__(self) -> str:
+        return f"Listing({self.id}, {self.party}, {tuple(self.lot)}, {len(self.adverts)} posts)"
+
 
 @dataclass(slots=True)
 class Listings:
-    """Every listing read from a history, in order of first advertisement."""
+    """Every listing read from a history, in order of first advertisement, and the posts."""
 
     listings: list[Listing]
     lifetime: timedelta
     withdrawals: list[Withdrawal]
+    adverts: list[Advert]  # every advertisement, in time order
+    codes: Codes = ITSELF
 
     def of(self, gpu: str | None = None, deal: Deal | None = None) -> Iterator[Listing]:
         for listing in self.listings:
-            if (gpu is None or listing.gpu == gpu) and (deal is None or listing.deal is deal):
+            lot = listing.lot
+            if (gpu is None or lot.gpu == gpu) and (deal is None or lot.deal is deal):
                 yield listing
 
     def closed_by(self, withdrawal_id: int) -> list[Listing]:
@@ -203,136 +326,207 @@ def build_listings(
     adverts: Iterable[Advert],
     withdrawals: Iterable[Withdrawal] = (),
     *,
-    lifetime: timedelta = timedelta(days=14),
+    lifetime: timedelta = DEFAULT_LIFETIME,
+    codes: Codes = ITSELF,
+    keep_posts: bool = True,
+    in_order: bool = False,
 ) -> Listings:
-    """Read adverts and withdrawals in time order into listings (see the module docstring)."""
-    withdrawals = sorted(withdrawals, key=lambda w: (w.at, w.message or 0, w.id))
-    # (at, message, id): posts in time order, a message's offers in the order they were read.
-    adverts = sorted(adverts, key=itemgetter(2, 1, 0))
-    return _Builder(lifetime, withdrawals).run(adverts)
+    """Read adverts and withdrawals in time order into listings (see the module docstring).
+
+    With `keep_posts` false each listing keeps only its first post, and no roles: the same
+    listings and the same pulse, for a year's export, where a list per post costs seconds.
+    `in_order` says the adverts already come in (at, message, id) order (the ledger's query
+    gives them so from its index), which spares sorting a million of them.
+    """
+    with gc_paused():
+        pending = sorted(withdrawals, key=attrgetter("at", "id"))
+        # (at, message, id): posts in time order, a message's offers in the order they were
+        # read. Nearly sorted already (the ledger's order), this is close to a linear pass.
+        ordered = adverts if in_order and isinstance(adverts, list) else None
+        if ordered is None:
+            ordered = sorted(adverts, key=itemgetter(2, 1, 0))
+        return _Builder(lifetime, pending, codes, keep_posts).run(ordered)
 
 
 class _Builder:
     """One pass over the history; the state is what is open now and what was said lately."""
 
-    def __init__(self, lifetime: timedelta, withdrawals: list[Withdrawal]):
-        self.lifetime = lifetime
+    def __init__(
+        self, lifetime: timedelta, withdrawals: list[Withdrawal], codes: Codes, keep_posts: bool
+    ):
+        self.lifetime, self.life, self.codes = lifetime, lifetime // _MICRO, codes
+        self.window = BROKER_WINDOW // _MICRO
+        self.keep_posts = keep_posts
         self.withdrawals = withdrawals
         self.listings: list[Listing] = []
-        # party's latest listing per key: (party, side, deal, gpu, gpus, place)
-        self.own: dict[tuple[object, ...], Listing] = {}
-        # advertisements of the last 24 hours per lot key, for broker reposts
-        self.recent: dict[tuple[object, ...], deque[tuple[Advert, Listing]]] = {}
-        self.by_party: dict[Party, list[Listing]] = {}
-        self.relayed: dict[Party, list[Listing]] = {}
+        self.own: dict[tuple[Hashable, Hashable], Listing] = {}  # each party's latest per lot
+        # per relayable lot, the listings a post could still relay: standing, or advertised
+        # within the day (dropped, as time passes, once neither)
+        self.relayable: dict[Hashable, list[Listing]] = {}
+        self.by_party: dict[Hashable, list[Listing]] = {}
+        self.relayed: dict[Hashable, list[Listing]] = {}
         # Only the posts and book offers some withdrawal points at are indexed.
         self.wanted_posts = {w.reply_to for w in withdrawals if w.reply_to is not None}
         self.wanted_offers = {w.offer for w in withdrawals if w.offer is not None}
         self.by_post: dict[int, list[tuple[Advert, Listing]]] = {}
         self.by_offer: dict[int, list[Listing]] = {}
+        self.relays_possible: dict[Hashable, bool] = {}  # per lot: quantity and place stated
 
     def run(self, adverts: list[Advert]) -> Listings:
-        pending = self.withdrawals
-        next_withdrawal = 0
-        for advert in adverts:
-            while next_withdrawal < len(pending) and _before(pending[next_withdrawal], advert):
-                self.withdraw(pending[next_withdrawal])
-                next_withdrawal += 1
-            self.advertise(advert)
-        for withdrawal in pending[next_withdrawal:]:
-            self.withdraw(withdrawal)
-        return Listings(self.listings, self.lifetime, pending)
-
-    # -- advertisements --------------------------------------------------------------------
-
-    def advertise(self, advert: Advert) -> None:
-        at = advert.at
-        lot = (advert.side, advert.deal, advert.gpu, advert.gpus, advert.place)
-        mine = self.own.get((advert.party, *lot))
-        if mine is not None and mine.stands_at(at):
-            self.attach_own(mine, advert)
-        else:
-            relayed = self.broker_match(advert, lot) if _relayable(advert) else None
-            if relayed is not None:
-                self.attach_broker(relayed, advert)
-                mine = relayed
-            else:
-                mine = self.open_listing(advert)
-                self.own[(advert.party, *lot)] = mine
-        if _relayable(advert):
-            self.recent.setdefault(lot, deque()).append((advert, mine))
-        if advert.message in self.wanted_posts:
-            self.by_post.setdefault(advert.message, []).append((advert, mine))
-
-    def open_listing(self, advert: Advert) -> Listing:
-        listing = Listing(
-            id=advert.id,
-            party=advert.party,
-            side=advert.side,
-            deal=advert.deal,
-            gpu=advert.gpu,
-            gpus=advert.gpus,
-            place=advert.place,
-            first_at=advert.at,
-            last_at=advert.at,
-            ends_at=advert.at + self.lifetime,
+        # The hot loop: a million advertisements make a year, most of them a party's own
+        # repost. In lean mode that is a few appends; everything else is a method call.
+        own, life, prices = self.own, self.life, self.codes.prices
+        wanted_posts, wanted_offers, keep_posts = (
+            self.wanted_posts,
+            self.wanted_offers,
+            self.keep_posts,
         )
-        self.listings.append(listing)
-        self.by_party.setdefault(advert.party, []).append(listing)
-        self.note_own(listing, advert, Role.ORIGINAL)
-        return listing
+        pending = self.withdrawals
+        done, upcoming = 0, pending[0].at if pending else _NEVER
+        for advert in adverts:
+            _, message, at, party, _, lot, variant, price, offer = advert
+            if upcoming <= at:
+                done, upcoming = self.withdraw_before(advert, done)
+            mine = own.get((party, lot))
+            if mine is None or not mine.first_at <= at < mine.ends_at:
+                mine = self.arrive(advert)
+            elif keep_posts:
+                self.own_post(mine, advert)
+            else:  # lean: the price in force over time, and the standing
+                mine.own_times.append(at)
+                mine.own_prices.append(None if price is None else prices[price])
+                mine.last_at, mine.ends_at = at, at + life
+                if variant is not None and mine.variant is None:
+                    mine.variant = variant
+                if offer in wanted_offers:
+                    self.by_offer.setdefault(offer, []).append(mine)  # type: ignore[arg-type]
+            if message in wanted_posts:
+                self.by_post.setdefault(message, []).append((advert, mine))
+        for withdrawal in pending[done:]:
+            self.withdraw(withdrawal)
+        return Listings(self.listings, self.lifetime, pending, adverts, self.codes)
 
-    def attach_own(self, listing: Listing, advert: Advert) -> None:
-        price = listing.price_before(advert.at + _TICK)
-        if advert.price is not None and (price is None or not same_price(advert.price, price[1])):
-            role = Role.PRICE_CHANGE
-        elif any(a.chat == advert.chat for a, r in listing.adverts if r is not Role.BROKER_REPOST):
-            role = Role.REPOST
+    def withdraw_before(self, advert: Advert, done: int) -> tuple[int, int]:
+        """Apply the withdrawals made before `advert`; the next one's index and time."""
+        pending, at, message = self.withdrawals, advert[2], advert[1]
+        while done < len(pending):
+            withdrawal = pending[done]
+            if (withdrawal.at, withdrawal.message or 0) >= (at, message):
+                return done, withdrawal.at
+            self.withdraw(withdrawal)
+            done += 1
+        return done, _NEVER
+
+    def own_post(self, mine: Listing, advert: Advert) -> None:
+        """A party's post for its standing listing: a repost, a cross-post or a new price."""
+        _, _, at, _, chat, _, variant, price, offer = advert
+        if price is None:
+            value = None
+            role = Role.REPOST if chat in mine.chats else Role.CROSS_POST
         else:
-            role = Role.CROSS_POST
-        self.refresh(listing, advert.at)
-        self.note_own(listing, advert, role)
-
-    def note_own(self, listing: Listing, advert: Advert, role: Role) -> None:
-        listing.adverts.append((advert, role))
-        listing.own_times.append(advert.at)
-        listing.own_prices.append(advert.price)
-        if advert.offer is not None and advert.offer in self.wanted_offers:
-            self.by_offer.setdefault(advert.offer, []).append(listing)
-
-    def broker_match(self, advert: Advert, lot: tuple[object, ...]) -> Listing | None:
-        """The listing this advert relays: the latest look-alike from another party within
-        24 hours, preferring one still standing (a relay of a closed lot refreshes nothing)."""
-        queue = self.recent.get(lot)
-        if not queue:
-            return None
-        horizon = advert.at - BROKER_WINDOW
-        while queue and queue[0][0].at < horizon:
-            queue.popleft()
-        closed: Listing | None = None
-        for seen, listing in reversed(queue):
-            if (
-                listing.party != advert.party
-                and seen.party != advert.party
-                and same_price(advert.price, seen.price)
-                and _agree(advert.variant, seen.variant)
+            value = self.codes.prices[price]
+            if price != mine.price_key and (
+                mine.price is None or not same_price(value, mine.price)
             ):
-                if listing.stands_at(advert.at):
-                    return listing
-                closed = closed or listing
-        return closed
+                role = Role.PRICE_CHANGE
+            else:
+                role = Role.REPOST if chat in mine.chats else Role.CROSS_POST
+            mine.price, mine.price_key = value, price
+        mine.chats.add(chat)
+        if variant is not None and mine.variant is None:
+            mine.variant = variant
+        mine.adverts.append((advert, role))
+        mine.own_times.append(at)
+        mine.own_prices.append(value)
+        mine.last_at, mine.ends_at = at, at + self.life
+        if offer in self.wanted_offers:
+            self.by_offer.setdefault(offer, []).append(mine)  # type: ignore[arg-type]
+
+    def arrive(self, advert: Advert) -> Listing:
+        """A post for no listing its party has standing: a broker's repost, or a new listing."""
+        _, _, _, party, _, lot, _, _, offer = advert
+        can_relay = self.relays_possible.get(lot)
+        if can_relay is None:
+            spec = self.codes.lots[lot]
+            can_relay = self.relays_possible[lot] = spec.relayable
+        relayed = self.relay_of(advert) if can_relay else None
+        if relayed is not None:
+            self.attach_broker(relayed, advert)
+            return relayed
+        mine = Listing(advert, self.life, self.codes)
+        self.listings.append(mine)
+        self.own[(party, lot)] = mine
+        self.by_party.setdefault(party, []).append(mine)
+        if offer in self.wanted_offers:
+            self.by_offer.setdefault(offer, []).append(mine)  # type: ignore[arg-type]
+        if can_relay:
+            self.relayable.setdefault(lot, []).append(mine)
+        return mine
+
+    def relay_of(self, advert: Advert) -> Listing | None:
+        """The listing an advertisement relays: one of another party, of the same lot, with
+        an advertisement (its own or a broker's other than this poster's) in the last 24
+        hours at a price within 1% and a variant that does not conflict. The latest such
+        wins, a standing one before a closed one (a relay of a closed lot refreshes nothing).
+        """
+        _, _, at, party, _, lot, variant, price_key, _ = advert
+        candidates = self.relayable.get(lot)
+        if not candidates:
+            return None
+        price = None if price_key is None else self.codes.prices[price_key]
+        horizon = at - self.window
+        best, best_at, closed, dead = None, -1, None, False
+        for listing in candidates:
+            if listing.last_at < horizon:  # nothing said of it in the last day
+                if listing.ends_at <= at:
+                    dead = True  # and nothing ever will be
+                continue
+            if listing.key == party:
+                continue
+            if variant is not None and listing.variant is not None and variant != listing.variant:
+                continue
+            # When it was last advertised in the last day at this price: its own posts,
+            # newest first (the same quote is the same object), then brokers'.
+            seen = -1
+            times, prices = listing.own_times, listing.own_prices
+            index = len(times) - 1
+            while index >= 0 and times[index] >= horizon:
+                other = prices[index]
+                if other is price or same_price(price, other):
+                    seen = times[index]
+                    break
+                index -= 1
+            if seen < 0:
+                for relay_at, relay_price, _, poster in reversed(listing.relays):
+                    if relay_at < horizon:
+                        break
+                    if poster != party and (relay_price is price or same_price(price, relay_price)):
+                        seen = relay_at
+                        break
+                if seen < 0:
+                    continue
+            if listing.first_at <= at < listing.ends_at:
+                if seen > best_at:
+                    best, best_at = listing, seen
+            elif closed is None:
+                closed = listing
+        if dead:
+            self.relayable[lot] = [c for c in candidates if c.last_at >= horizon or c.ends_at > at]
+        return best or closed
 
     def attach_broker(self, listing: Listing, advert: Advert) -> None:
-        if listing.stands_at(advert.at):
-            self.refresh(listing, advert.at)
-        listing.adverts.append((advert, Role.BROKER_REPOST))
-        relayed = self.relayed.setdefault(advert.party, [])
+        """A broker's repost refreshes a standing listing; of a closed one it is only noted."""
+        _, _, at, party, _, _, variant, price_key, _ = advert
+        if listing.first_at <= at < listing.ends_at:
+            listing.last_at = max(listing.last_at, at)
+            listing.ends_at = max(listing.ends_at, at + self.life)
+        if self.keep_posts:
+            listing.adverts.append((advert, Role.BROKER_REPOST))
+        price = None if price_key is None else self.codes.prices[price_key]
+        listing.relays.append((at, price, variant, party))
+        relayed = self.relayed.setdefault(party, [])
         if not relayed or relayed[-1] is not listing:
             relayed.append(listing)
-
-    def refresh(self, listing: Listing, at: datetime) -> None:
-        listing.last_at = max(listing.last_at, at)
-        listing.ends_at = max(listing.ends_at, at + self.lifetime)
 
     # -- withdrawals ---------------------------------------------------------------------
 
@@ -345,7 +539,7 @@ class _Builder:
         closed = False
         if withdrawal.reply_to is not None:
             for seen, listing in self.by_post.get(withdrawal.reply_to, ()):
-                if withdrawal.party in (listing.party, seen.party) and _named(withdrawal, listing):
+                if withdrawal.party in (listing.key, seen[3]) and _named(withdrawal, listing):
                     closed |= self.close(listing, withdrawal)
         if closed or withdrawal.gpu is None:
             return
@@ -367,31 +561,19 @@ class _Builder:
         return True
 
 
-_TICK = timedelta(microseconds=1)
-
-
-def _before(withdrawal: Withdrawal, advert: Advert) -> bool:
-    return (withdrawal.at, withdrawal.message or 0) < (advert.at, advert.message)
-
-
-def _relayable(advert: Advert) -> bool:
-    """Only a stated quantity and place can make a broker repost: two bare "selling H100"
-    posts stay two sellers (as in `match.looks_alike`)."""
-    return advert.gpus is not None and advert.place is not None
-
-
 def _agree(a: object, b: object) -> bool:
     return a is None or b is None or a == b
 
 
 def _named(withdrawal: Withdrawal, listing: Listing) -> bool:
     """Whatever the withdrawal names agrees with the listing (it need not name everything)."""
+    lot = listing.lot
     return (
-        _agree(withdrawal.gpu, listing.gpu)
-        and _agree(withdrawal.deal, listing.deal)
-        and _agree(withdrawal.side, listing.side)
-        and _agree(withdrawal.place, listing.place)
-        and _agree(withdrawal.gpus, listing.gpus)
+        _agree(withdrawal.gpu, lot.gpu)
+        and _agree(withdrawal.deal, lot.deal)
+        and _agree(withdrawal.side, lot.side)
+        and _agree(withdrawal.place, lot.place)
+        and _agree(withdrawal.gpus, lot.gpus)
     )
 
 
@@ -399,19 +581,15 @@ def adverts_from_posts(offers: Iterable[PostedOffer]) -> list[Advert]:
     """Posted offers read as advertisements, one message each (for callers holding posts)."""
     return [
         Advert(
-            id=o.id,
-            message=o.id,
-            at=o.posted_at,
-            party=o.party,
-            chat=(o.platform, o.chat_id),
-            side=o.offer.side,
-            deal=o.offer.deal,
-            gpu=o.offer.gpu,
-            variant=o.offer.variant,
-            gpus=o.gpus,
-            place=o.offer.location,
-            price=o.unit_price,
-            offer=o.id,
+            o.id,
+            o.id,
+            micros(o.posted_at),
+            o.party,
+            (o.platform, o.chat_id),
+            Lot(o.offer.side, o.offer.deal, o.offer.gpu, o.gpus, o.offer.location),
+            o.offer.variant,
+            o.unit_price,
+            o.id,
         )
         for o in offers
     ]
@@ -429,8 +607,8 @@ class Week:
     zone: tzinfo
 
     @classmethod
-    def of(cls, moment: datetime, zone: tzinfo) -> Week:
-        year, number, _ = moment.astimezone(zone).isocalendar()
+    def of(cls, at: datetime, zone: tzinfo) -> Week:
+        year, number, _ = at.astimezone(zone).isocalendar()
         return cls(year, number, zone)
 
     @classmethod
@@ -474,17 +652,21 @@ def _local_midnight(day: date, zone: tzinfo) -> datetime:
     return datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)
 
 
+def _weeks_between(first: Week, last: Week) -> int:
+    return (last.monday - first.monday).days // 7
+
+
 # -- the pulse -----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class Standing:
-    """One listing as it stood in a window: what `explain` shows and the pulse counted."""
+    """One listing as it stood in a week: what `explain` shows and the pulse counted."""
 
     listing: Listing
-    price: Decimal | None  # its own price in force at the window's end (or when it ended)
-    counted_price: bool  # this price is its party's price in the window
-    counted_quantity: bool  # this quantity is its party's quantity in the window
+    price: Decimal | None  # its own price in force at the week's end (or when it ended)
+    counted_price: bool  # this price is its party's price in the week
+    counted_quantity: bool  # this quantity is its party's quantity in the week
 
 
 def pulses(
@@ -502,14 +684,17 @@ def pulses(
     """
     if not weeks:
         return []
-    ordered = sorted(set(weeks), key=lambda w: w.start)
+    ordered = sorted(set(weeks), key=lambda w: w.monday)
     first, last = ordered[0].shifted(-1), ordered[-1]
     span = [first.shifted(i) for i in range(_weeks_between(first, last) + 1)]
     bounds = [w.start for w in span] + [span[-1].end]
-    rows = window_pulses(book, bounds, currency=currency, thresholds=thresholds, gpu=gpu, deal=deal)
+    with gc_paused():
+        rows = window_pulses(
+            book, bounds, currency=currency, thresholds=thresholds, gpu=gpu, deal=deal
+        )
     wanted = {_weeks_between(first, w) for w in ordered}
     out = [
-        _labelled(pulse, span[index].label)
+        replace(pulse, week=span[index].label)
         for (index, _, _), pulse in rows.items()
         if index in wanted
     ]
@@ -531,7 +716,7 @@ def pulse_of(
     if found:
         return found[0]
     empty = _pulse(gpu, deal, week.start, week.end, currency, thresholds, _Side(), _Side(), None)
-    return _labelled(empty, week.label)
+    return replace(empty, week=week.label)
 
 
 def window_pulses(
@@ -552,40 +737,94 @@ def window_pulses(
     count = len(bounds) - 1
     if count < 1:
         return {}
-    low, high = bounds[0], bounds[-1]
-    sides: dict[tuple[int, str, Deal, Side], _Side] = {}
-    for listing in book.of(gpu, deal):
-        if listing.first_at >= high or listing.ends_at <= low:
+    edges = [micros(b) for b in bounds]
+    low, high = edges[0], edges[-1]
+    # Per (gpu, deal, side), its windows' sides; per lot, which of those lists it goes to.
+    groups: dict[tuple[str, Deal, Side], list[_Side | None]] = {}
+    of_lot: dict[Hashable, list[_Side | None]] = {}
+    for listing in book.listings:
+        first, ends = listing.first_at, listing.ends_at
+        if first >= high or ends <= low or ends <= first:  # not standing in the windows
+            continue
+        windows = of_lot.get(listing.lot_key)
+        if windows is None:
+            lot = listing.lot
+            wanted = (gpu is None or lot.gpu == gpu) and (deal is None or lot.deal is deal)
+            windows = of_lot[listing.lot_key] = _windows_of(groups, lot, count) if wanted else []
+        if not windows:
             continue
         # Windows it stands in: from the one holding its first moment to the last one that
         # starts before it ends.
-        begin = max(0, bisect.bisect_right(bounds, listing.first_at) - 1)
-        stop = min(count - 1, bisect.bisect_left(bounds, listing.ends_at) - 1)
-        for index in range(begin, stop + 1):
-            key = (index, listing.gpu, listing.deal, listing.side)
-            side = sides.get(key)
-            if side is None:
-                side = sides[key] = _Side()
-            side.add(listing, min(bounds[index + 1], listing.ends_at))
-        for advert, _ in listing.adverts:
-            if low <= advert.at < high:
-                index = bisect.bisect_right(bounds, advert.at) - 1
-                key = (index, listing.gpu, listing.deal, listing.side)
-                side = sides.get(key)
-                if side is None:
-                    side = sides[key] = _Side()
-                side.post(advert)
-    pairs = sorted({(i, g, d) for i, g, d, _ in sides})
+        begin = max(0, bisect.bisect_right(edges, first) - 1)
+        stop = min(count - 1, bisect.bisect_left(edges, ends) - 1)
+        _add_standing(windows, listing, edges, begin, stop)
+    _count_posts(book, edges, groups, gpu, deal)
+    sides = {
+        (index, g, d, side): found
+        for (g, d, side), windows in groups.items()
+        for index, found in enumerate(windows)
+        if found is not None
+    }
     out: dict[tuple[int, str, Deal], Pulse] = {}
-    for index, g, d in pairs:
+    for index, g, d in sorted({(i, g, d) for i, g, d, _ in sides}):
         sell = sides.get((index, g, d, Side.SELL), _EMPTY)
         buy = sides.get((index, g, d, Side.BUY), _EMPTY)
         before = sides.get((index - 1, g, d, Side.SELL))
-        previous_median = None if before is None else percentile(before.asks(), _HALF)
+        previous_median = None if before is None else percentile(before.prices(), _HALF)
         out[(index, g, d)] = _pulse(
             g, d, bounds[index], bounds[index + 1], currency, thresholds, sell, buy, previous_median
         )
     return out
+
+
+def _count_posts(
+    book: Listings,
+    edges: list[int],
+    groups: dict[tuple[str, Deal, Side], list[_Side | None]],
+    gpu: str | None,
+    deal: Deal | None,
+) -> None:
+    """The raw figures: each window's posts and posters per side, in one pass over the posts
+    in time order, the window moving along with them."""
+    lots = book.codes.lots
+    adverts = book.adverts
+    count = len(edges) - 1
+    low, high = edges[0], edges[-1]
+    start = bisect.bisect_left(adverts, low, key=itemgetter(2))
+    index, limit = 0, edges[1]  # the window of the current post, and where it ends
+    slots: dict[Hashable, _Side | None] = {}  # this window's side of each lot, None: not wanted
+    get = slots.get
+    for advert in islice(adverts, start, None):
+        if advert[2] >= limit:  # into a later window (the last ends at `high`)
+            if advert[2] >= high:
+                break
+            index = bisect.bisect_right(edges, advert[2]) - 1
+            limit = edges[index + 1]
+            slots = {}
+            get = slots.get
+        side = get(advert[5], _UNSEEN)
+        if side is _UNSEEN:
+            lot = lots[advert[5]]
+            side = None
+            if (gpu is None or lot.gpu == gpu) and (deal is None or lot.deal is deal):
+                windows = _windows_of(groups, lot, count)
+                side = windows[index]
+                if side is None:
+                    side = windows[index] = _Side()
+            slots[advert[5]] = side
+        if side is not None:
+            side.messages.add(advert[1])
+            side.posters.add(advert[3])
+
+
+def _windows_of(
+    groups: dict[tuple[str, Deal, Side], list[_Side | None]], lot: Lot, count: int
+) -> list[_Side | None]:
+    key = (lot.gpu, lot.deal, lot.side)
+    windows = groups.get(key)
+    if windows is None:
+        windows = groups[key] = [None] * count
+    return windows
 
 
 @dataclass(frozen=True, slots=True)
@@ -599,36 +838,42 @@ class MarketParties:
 
 def market_parties(book: Listings, start: datetime, end: datetime) -> MarketParties:
     """Distinct parties with a listing standing in [start, end), per side, across all models."""
+    low, high = micros(start), micros(end)
     parties: dict[Side, set[Party]] = {Side.SELL: set(), Side.BUY: set()}
     posts: set[int] = set()
     for listing in book.listings:
-        if listing.stands_in(start, end):
-            parties[listing.side].add(listing.party)
-        posts.update(a.message for a, _ in listing.adverts if start <= a.at < end)
+        if listing.stands_in(low, high):
+            parties[listing.lot.side].add(listing.party)
+    start = bisect.bisect_left(book.adverts, low, key=itemgetter(2))
+    for advert in book.adverts[start:]:
+        if advert[2] >= high:
+            break
+        posts.add(advert[1])
     return MarketParties(len(parties[Side.SELL]), len(parties[Side.BUY]), len(posts))
 
 
 def standing_in(book: Listings, gpu: str, deal: Deal, week: Week) -> list[Standing]:
     """The listings behind one week's pulse of (gpu, deal), sellers first, each side by price."""
-    start, end = week.start, week.end
-    by_side: dict[Side, _Side] = {Side.SELL: _Side(), Side.BUY: _Side()}
-    standing = [listing for listing in book.of(gpu, deal) if listing.stands_in(start, end)]
+    edges = [micros(week.start), micros(week.end)]
+    sides: dict[Side, list[_Side | None]] = {Side.SELL: [None], Side.BUY: [None]}
+    standing = [listing for listing in book.of(gpu, deal) if listing.stands_in(*edges)]
     for listing in standing:
-        by_side[listing.side].add(listing, min(end, listing.ends_at))
+        _add_standing(sides[listing.lot.side], listing, edges, 0, 0)
     out = []
     for listing in standing:
-        side = by_side[listing.side]
-        party = side.parties[listing.party]
-        price = listing.price_before(min(end, listing.ends_at))
+        side = sides[listing.lot.side][0]
+        assert side is not None
+        entry = side.parties[listing.party]
+        price = listing.price_before(min(edges[1], listing.ends_at))
         out.append(
             Standing(
                 listing=listing,
                 price=None if price is None else price[1],
-                counted_price=party.price_listing is listing,
-                counted_quantity=party.quantity_listing is listing,
+                counted_price=entry[_P_LISTING] is listing,
+                counted_quantity=entry[_Q_LISTING] is listing,
             )
         )
-    out.sort(key=lambda s: (s.listing.side is not Side.SELL, *_price_order(s), s.listing.id))
+    out.sort(key=lambda s: (s.listing.lot.side is not Side.SELL, *_price_order(s), s.listing.id))
     return out
 
 
@@ -636,19 +881,12 @@ def _price_order(standing: Standing) -> tuple[bool, Decimal]:
     price = standing.price
     if price is None:
         return True, Decimal(0)
-    return False, price if standing.listing.side is Side.SELL else -price
+    return False, price if standing.listing.lot.side is Side.SELL else -price
 
 
-@dataclass(slots=True)
-class _Party:
-    """One party on one side in one window: its latest listing and its latest price."""
-
-    quantity_at: datetime | None = None
-    quantity: int | None = None
-    quantity_listing: Listing | None = None
-    price_at: datetime | None = None
-    price: Decimal | None = None
-    price_listing: Listing | None = None
+# A party in a window, as a list (there are hundreds of thousands): when and what its
+# quantity and its price are, and the listings they come from.
+_Q_AT, _Q, _Q_LISTING, _P_AT, _P, _P_LISTING = range(6)
 
 
 class _Side:
@@ -657,39 +895,62 @@ class _Side:
     __slots__ = ("messages", "parties", "posters")
 
     def __init__(self) -> None:
-        self.parties: dict[Party, _Party] = {}
+        self.parties: dict[Party, list[object]] = {}
         self.messages: set[int] = set()
-        self.posters: set[Party] = set()
+        self.posters: set[Hashable] = set()
 
-    def add(self, listing: Listing, until: datetime) -> None:
-        """A listing standing in the window; `until` is where the window (or it) ends."""
-        party = self.parties.get(listing.party)
-        if party is None:
-            party = self.parties[listing.party] = _Party()
-        index = listing.own_before(until)
-        if index < 0:  # cannot happen: a listing's first advertisement is its own
-            return
-        at = listing.own_times[index]
-        if party.quantity_at is None or at > party.quantity_at:
-            party.quantity_at, party.quantity = at, listing.gpus
-            party.quantity_listing = listing
-        priced = listing.price_before(until)
-        if priced is not None and (party.price_at is None or priced[0] > party.price_at):
-            party.price_at, party.price = priced
-            party.price_listing = listing
-
-    def post(self, advert: Advert) -> None:
-        self.messages.add(advert.message)
-        self.posters.add(advert.party)
-
-    def asks(self) -> list[Decimal]:
-        return [p.price for p in self.parties.values() if p.price is not None]
+    def prices(self) -> list[Decimal]:
+        """Its parties' prices, sorted (so that each quartile's own sort is one quick pass)."""
+        prices = [p[_P] for p in self.parties.values() if p[_P] is not None]
+        prices.sort()  # type: ignore[call-overload]
+        return prices  # type: ignore[return-value]
 
     def quantity(self) -> int:
-        return sum(p.quantity or 0 for p in self.parties.values())
+        return sum(p[_Q] or 0 for p in self.parties.values())  # type: ignore[misc]
+
+
+def _add_standing(
+    windows: list[_Side | None], listing: Listing, edges: Sequence[int], begin: int, stop: int
+) -> None:
+    """Add a listing to the windows begin..stop it stands in (its lot's side of each).
+
+    In each window its party's quantity is that of the listing it advertised last, and its
+    price the latest it stated on any of its listings, both before the window's end (or the
+    listing's, if earlier)."""
+    lot, party, ends = listing.lot, listing.party, listing.ends_at
+    times, prices = listing.own_times, listing.own_prices
+    for window in range(begin, stop + 1):
+        until = edges[window + 1]
+        if ends < until:
+            until = ends
+        # its last own post before `until` (the first always is: it stands), and the last
+        # one with a price
+        post = priced = bisect.bisect_left(times, until) - 1
+        while priced >= 0 and prices[priced] is None:
+            priced -= 1
+        side = windows[window]
+        if side is None:
+            side = windows[window] = _Side()
+        entry = side.parties.get(party)
+        at = times[post]
+        if entry is None:
+            side.parties[party] = [
+                at,
+                lot.gpus,
+                listing,
+                times[priced] if priced >= 0 else -1,
+                prices[priced] if priced >= 0 else None,
+                listing if priced >= 0 else None,
+            ]
+            continue
+        if at > entry[_Q_AT]:  # type: ignore[operator]
+            entry[_Q_AT], entry[_Q], entry[_Q_LISTING] = at, lot.gpus, listing
+        if priced >= 0 and times[priced] > entry[_P_AT]:  # type: ignore[operator]
+            entry[_P_AT], entry[_P], entry[_P_LISTING] = times[priced], prices[priced], listing
 
 
 _EMPTY = _Side()
+_UNSEEN = _Side()  # a marker: a lot not looked up yet in this window
 _HALF, _QUARTER, _THREE_QUARTERS = Fraction(1, 2), Fraction(1, 4), Fraction(3, 4)
 
 
@@ -704,7 +965,7 @@ def _pulse(
     buy: _Side,
     previous_median: Decimal | None,
 ) -> Pulse:
-    asks, bids = sell.asks(), buy.asks()
+    asks, bids = sell.prices(), buy.prices()
     best_ask, best_bid = min(asks, default=None), max(bids, default=None)
     median_ask = percentile(asks, _HALF)
     sellers, buyers = len(sell.parties), len(buy.parties)
@@ -737,10 +998,6 @@ def _pulse(
     )
 
 
-def _labelled(pulse: Pulse, label: str) -> Pulse:
-    return replace(pulse, week=label)
-
-
 def _busiest(pulse: Pulse) -> tuple[object, ...]:
     return (
         -(pulse.sellers + pulse.buyers),
@@ -754,7 +1011,3 @@ def _change(before: Decimal | None, after: Decimal | None) -> Decimal | None:
     if before is None or after is None or before == 0:
         return None
     return (after - before) / before
-
-
-def _weeks_between(first: Week, last: Week) -> int:
-    return (last.monday - first.monday).days // 7

@@ -66,3 +66,6 @@ class Reply:
     mention_ids: tuple[str, ...] = field(default=())
     kind: str = "answer"  # "answer" to a command, "match", "alert", "digest"
     outbox_id: int | None = None  # its row in the ledger's outbox, once queued there (issue 9)
+    # A private alert to a member who never started the bot goes here instead, as a mention
+    # (Telegram refuses a first direct message): the group they set the watch in (issue 10).
+    fallback_chat_id: str | None = None

@@ -28,13 +28,14 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
 import ahocorasick
 
 from gpudesk.market import catalog, places
+from gpudesk.market.catalog import ASCII_ALNUM, ASCII_ALPHA
 from gpudesk.market.catalog import ModelQuery
 from gpudesk.market.offer import Currency, Deal, Offer, PricePer, QuantityUnit, Side
 
@@ -78,7 +79,7 @@ class _Cue:
     unit: QuantityUnit | None = None  # "每卡": prices after it are per GPU
     value: object = None  # model query, variant, place, number, currency
     hints: bool = False  # says something about the number after it (set when the table is built)
-    silent: bool = False  # only there to hide a shorter keyword inside it (收到 hides 收)
+    vetoes: bool = False  # can veto a count after it ("IB 400G", "min order 8"): set likewise
 
 
 def _words(spellings: str) -> tuple[str, ...]:
@@ -89,9 +90,13 @@ def _words(spellings: str) -> tuple[str, ...]:
 # whole words only; the longest spelling at a position wins (出租 over 出, 收到 over 收).
 _KEYWORDS: tuple[tuple[str, _Cue], ...] = (
     # --- selling ---
-    ("出|急出|低价出|特价出|现出|wts|selling|sell|offering", _Cue(INTENT, SELL, True)),
     (
-        "出售|急售|在售|卖|售|转让|急转|甩卖|甩货|for sale",
+        "出|急出|低价出|特价出|现出|wts|selling|sell|offering|provide|providing|can provide"
+        "|can supply|we supply",
+        _Cue(INTENT, SELL, True),
+    ),
+    (
+        "出售|急售|在售|卖|售|转让|急转|甩卖|甩货|for sale|fs",
         _Cue(INTENT, SELL, True, SALE, True),
     ),
     ("liquidating|liquidate|liquidation|clearance|清仓|清货|甩", _Cue(INTENT, SELL, True, SALE)),
@@ -102,7 +107,8 @@ _KEYWORDS: tuple[tuple[str, _Cue], ...] = (
     ),
     (  # "does anyone want ...?" is an offer to sell
         "有没有要|谁要|有要的|要的私聊|要的联系|有需要|找买家|寻买家|找下家|who needs|anyone need"
-        "|anyone needs|if you need|if u need|if anyone needs|looking for buyers|looking for a buyer",
+        "|anyone needs|if you need|if u need|if anyone needs|looking for buyers"
+        "|looking for a buyer",
         _Cue(INTENT, SELL, True),
     ),
     (
@@ -155,7 +161,11 @@ _KEYWORDS: tuple[tuple[str, _Cue], ...] = (
     ("租金", _Cue(DEAL, deal=RENT, deal_strong=True, before=PRICE_NEXT)),
     ("monthly|per month", _Cue(DEAL, deal=RENT, deal_strong=True, span="month")),
     ("hourly|per hour", _Cue(DEAL, deal=RENT, deal_strong=True, span="hour")),
-    ("算力|capacity|compute|instances|instance|gpu cloud", _Cue(DEAL, deal=RENT)),
+    (
+        "算力|capacity|compute|instances|instance|gpu cloud|year term|years term|yr term|month term"
+        "|months term|mo term|minimum term|min term|term contract",
+        _Cue(DEAL, deal=RENT),
+    ),
     ("purchase|整机出售", _Cue(DEAL, deal=SALE, deal_strong=True)),
     (
         "二手|全新|used|提货|自提|面交|顺丰|包邮|发货|交货|pickup|pick up|shipping|ship|warehouse"
@@ -196,9 +206,10 @@ _KEYWORDS: tuple[tuple[str, _Cue], ...] = (
         "|nobody is buying|no one buying|everyone selling|everyone is selling|everyone's selling"
         "|都在卖|没人买|in some places|算力券|代金券|优惠券|voucher|vouchers|coupon|free credits"
         "|free credit|群规|本群规则|规则|禁止|骗子|冒充|诈骗|scam|scammer|scammers|impersonating"
-        "|impersonate|group rules|reminder|congrats|congratulations|恭喜|heads up|price cut|price cuts"
-        "|prices to|cut prices|cuts prices|slashed|drop below|dropped to|drops to|fell to|price war"
-        "|is selling|is dumping|are dumping|dumping|在甩|没人要|都没人|又有一家|据悉",
+        "|impersonate|group rules|reminder|congrats|congratulations|恭喜|heads up|price cut"
+        "|price cuts|prices to|cut prices|cuts prices|slashed|drop below|dropped to|drops to"
+        "|fell to|price war|is selling|is dumping|are dumping|dumping|在甩|没人要|都没人|又有一家"
+        "|据悉",
         _Cue(VETO),
     ),
     # --- not an offer any more: the deal is done ---
@@ -237,30 +248,70 @@ _NUMBER_WORDS = {
 }
 
 
-def _ascii_alnum(char: str) -> bool:
-    return char.isascii() and char.isalnum()
+_ALNUM = ASCII_ALNUM
+
+# How a keyword's edges are checked: not at all (Chinese), as an English word (bit flags: its
+# first or last character is a letter or digit, so the character beside it must not be one), as
+# a model name (`h100s`, `8xh100`), as a form factor (`h100sxm`), or as an upper-case code
+# (`LA`, `HK`). A silent keyword (收到) is only there to hide a shorter one inside it (收), and
+# is dropped at once.
+NO_CHECK, WORD_START, WORD_END, WORD_CHECK, MODEL_CHECK, VARIANT_CHECK, CASED, SILENT = range(8)
+
+# What the scan does with a cue it keeps (bit flags): list it for the surveys of intent, deal,
+# place and so on; note a model; blank it in the copy the number scan reads (models, variants,
+# number words); note that it bears on the number after it; note a money or a question word;
+# or drop the message (news, gossip, vouchers).
+LIST, NOTE_MODEL, BLANK, HINT, NOTE_MONEY, NOTE_QUESTION, DROP = 1, 2, 4, 8, 16, 32, 64
+
+_MODEL_MARK, _VARIANT_MARK = "\x01", "\x02"  # model/variant names blanked for the number scan
+
+# key -> (length, cue, edge check, what to keep, the blank or the upper-case spelling)
+_Entry = tuple[int, _Cue, int, int, "str | None"]
 
 
-# How a keyword's edges are checked: not at all (Chinese), as an English word, as a model name
-# (`h100s`, `8xh100`), or as a form factor (`h100sxm`).
-NO_CHECK, WORD_CHECK, MODEL_CHECK, VARIANT_CHECK = range(4)
-_Entry = tuple[int, _Cue, int, "str | None"]
+def _entry(key: str, cue: _Cue, check: int, cased: str | None = None) -> _Entry:
+    """A keyword's automaton entry, with everything the scan needs worked out in advance."""
+    kind = cue.kind
+    if kind == WORD and not cue.hints:
+        check = SILENT
+    elif cased is not None:
+        check = CASED
+    elif check == WORD_CHECK:
+        check = (WORD_START if key[0] in _ALNUM else 0) | (WORD_END if key[-1] in _ALNUM else 0)
+    extra = cased
+    surveyed = kind in _SURVEYED or cue.deal is not None or cue.span is not None
+    keep = (LIST if surveyed else 0) | (HINT if cue.hints else 0)
+    if kind == MODEL:
+        keep, extra = NOTE_MODEL, _MODEL_MARK * len(key)
+    elif kind == VARIANT:
+        keep, extra = keep | BLANK, _VARIANT_MARK * len(key)
+    elif kind == NUMWORD:
+        keep, extra = BLANK, str(cue.value).ljust(len(key))
+    elif kind == MONEY:
+        keep |= NOTE_MONEY
+    elif kind == QUESTION:
+        keep |= NOTE_QUESTION
+    elif kind == VETO:
+        keep = DROP
+    return len(key), cue, check, keep, extra
+
+
+# The kinds of cue that `_survey` reads (besides any cue that names a deal or a price span).
+_SURVEYED = frozenset({INTENT, PLACE, FLIP, VARIANT, DONE, MONEY})
 
 
 def _build_automaton() -> ahocorasick.Automaton:
-    """All dictionary look-ups in one automaton: key -> (length, cue, edge check, cased)."""
+    """All dictionary look-ups in one automaton: key -> `_Entry`."""
     entries: dict[str, _Entry] = {}
 
     def add(key: str, cue: _Cue, check: int, cased: str | None = None) -> None:
         hints = bool(cue.before or cue.span or cue.unit) or (
             cue.kind == VARIANT and cue.value == "PCIe"  # "PCIe 5.0" is a bus version
         )
-        cue = replace(cue, hints=hints, silent=cue.kind == WORD and not hints)
+        cue = replace(cue, hints=hints, vetoes=bool(cue.before & (IGNORE_NEXT | QTY_NEXT)))
         if key in entries and entries[key][1] != cue:
             raise ValueError(f"keyword {key!r} has two meanings")
-        if check == WORD_CHECK and not (_ascii_alnum(key[0]) or _ascii_alnum(key[-1])):
-            check = NO_CHECK  # Chinese words have no word boundaries to check
-        entries[key] = (len(key), cue, check, cased)
+        entries[key] = _entry(key, cue, check, cased)
 
     for alias, query in catalog.ALIASES.items():
         add(alias, _Cue(MODEL, value=query), MODEL_CHECK)
@@ -276,11 +327,25 @@ def _build_automaton() -> ahocorasick.Automaton:
     for word, number in _NUMBER_WORDS.items():
         add(word, _Cue(NUMWORD, value=number), WORD_CHECK)
 
+    # The automaton looks a character up among a node's children one by one, and the root has
+    # hundreds. Spaces, digits, punctuation and Latin letters are most of a post, so they go
+    # first, each given a node of its own when no keyword starts with it: a dead end (no text
+    # holds an upper-case "A" once lower-cased) that is found at once instead of after a scan
+    # of the whole root.
+    firsts = {key[0] for key in entries}
+    for char in _COMMON_CHARS:
+        if char not in firsts:
+            entries[char + "A"] = _entry(char + "A", _Cue(WORD), NO_CHECK)
+    rank = {char: i for i, char in enumerate(_COMMON_CHARS)}
     automaton = ahocorasick.Automaton()
-    for key, entry in entries.items():
-        automaton.add_word(key, entry)
+    for key in sorted(entries, key=lambda key: rank.get(key[0], len(rank))):
+        automaton.add_word(key, entries[key])
     automaton.make_automaton()
     return automaton
+
+
+# Characters in rough order of how often chat posts use them.
+_COMMON_CHARS = " 0123456789\n,./:-$()@#*+=~%&!?;'\"etaoinsrhldcumfpgwybvkxjqz"
 
 
 _AUTOMATON = _build_automaton()
@@ -308,8 +373,6 @@ _Hit = tuple[int, int, _Cue]
     DURATION,  # "for 2 weeks", "用3个月": how long the GPUs are wanted, so a rental
 ) = range(12)
 
-_MODEL_MARK, _VARIANT_MARK = "\x01", "\x02"  # model/variant names blanked for the number scan
-
 # Unit words after a price ("/GPU/hr", "/台/月", " per node per month", "一张", " each") and what
 # each one says: per GPU or per server, and per hour, month or year.
 _UNIT_MEANINGS: dict[str, tuple[QuantityUnit | None, str | None]] = {}
@@ -320,60 +383,70 @@ for _spellings, _meaning in (
     ("小时|时|hour|hours|hr|hrs|h", (None, "hour")),
     ("卡|张|片|块|颗|gpu|gpus|card|cards|pc|pcs|piece|pieces|npu|npus", (GPU, None)),
     (
-        "台|节点|整机|node|nodes|server|servers|box|boxes|machine|machines|system|systems|unit|units",
+        "台|节点|整机|node|nodes|server|servers|box|boxes|machine|machines|system|systems",
         (SERVER, None),
     ),
 ):
     _UNIT_MEANINGS.update(dict.fromkeys(_words(_spellings), _meaning))
-_UNIT_MEANINGS.update(dict.fromkeys(("each", "ea", "ea.", "apiece"), (None, None)))
+# "each", "per unit": per whatever the post counts.
+_UNIT_MEANINGS.update(dict.fromkeys(("each", "ea", "ea.", "apiece", "unit", "units"), (None, None)))
 _UNIT_WORD = (
-    r"(?:each|ea\.?|apiece|卡时|卡小时|gpu[\s-]?h(?:ou)?rs?|gpu[\s-]?h|个月|月|months?|mos?|mth|年|years?|yrs?|annum"
-    r"|小时|时|hours?|hrs?|h|卡|张|片|块|颗|gpus?|cards?|pcs?|pieces?|npus?|台|节点|整机|nodes?"
-    r"|servers?|box(?:es)?|machines?|systems?|units?)(?![a-z])"
+    r"(?:each|ea\.?|apiece|卡时|卡小时|gpu[\s-]?h(?:ou)?rs?|gpu[\s-]?h|个月|月|months?|mos?|mth"
+    r"|年|years?|yrs?|annum|小时|时|hours?|hrs?|h|卡|张|片|块|颗|gpus?|cards?|pcs?|pieces?|npus?"
+    r"|台|节点|整机|nodes?|servers?|box(?:es)?|machines?|systems?|units?)(?![a-z])"
 )
 _UNIT_WORDS = re.compile(_UNIT_WORD)
 _PER_SEPARATOR = r"(?:/|per\s+|a\s+(?=[a-z])|每\s*|一(?=[台张卡块片]))"
 _EACH = r"(?:each|ea\.?|apiece)(?![a-z])"
 
-_NOT_MINIMUM = r"(?!\s*起(?!价|租\s*\d|租期))"  # "8卡起", "10台起": a minimum order, not a count
-
-# One number, anchored at its first digit: value, multiplier, currency, then either the units
-# of a price, a distractor unit, or a counter.
-_TOKEN = re.compile(  # re.ASCII: \d and \s mean ASCII digits and spaces
-    r"(?P<num>\d(?:\d{0,2}(?:,\d{3})+(?!\d)|\d*(?:\.\d+)?))"
-    r"(?P<range>\s?[-~～到至]\s?\d{1,4}(?:\.\d+)?(?![\d.]))?"  # "200-250w": the low end counts
+# One number, read at its first digit: the value (and the low end of a range), a multiplier
+# (w/万/k), "+" and a currency; then the units of a price, a counter, or a distractor unit.
+# Every number goes through this, so it is written for the regex engine: an optional part is
+# `(?:X|)` rather than `(?:X)?` (same match, without the engine's costlier repeat), and a
+# lookahead skips the price units and the thousands separators where they cannot start.
+_VALUE = (
+    r"(?P<num>\d(?:(?=\d{0,2},)\d{0,2}(?:,\d{3})+(?!\d)|\d*(?:\.\d+)?))"
+    r"(?:(?P<range>\s?[-~～到至]\s?\d{1,4}(?:\.\d+)?(?![\d.]))|)"  # "200-250w": the low end counts
     r"(?:\s?(?P<mult>百万|万|亿|千|w(?![a-z])(?!/\s)|k(?![a-z])|m(?![a-z])|mn(?![a-z])"
-    r"|million(?![a-z])))?(?P<plus>\+)?"
-    r"(?:\s?(?P<cur>元|块|rmb|cny|usdt|usd|美元|美金|人民币|刀|u(?![a-z])))?"
-    r"(?:(?P<per>(?:\s*+" + _PER_SEPARATOR + r"\s*+" + _UNIT_WORD + r")+(?:\s*" + _EACH + r")?"
-    r"|\s*+" + _EACH + r")"
-    # Counters first (the common case); each refuses what the distractors below claim.
-    r"|\s*+(?:"
+    r"|million(?![a-z]))|)(?:(?P<plus>\+)|)"
+    r"(?:\s?(?P<cur>元|块|rmb|cny|usdt|usd|美元|美金|人民币|刀|u(?![a-z]))|)"
+)
+_PRICE_UNITS = (
+    r"(?=\s*+[/pa每一e])(?P<per>(?:\s*+" + _PER_SEPARATOR + r"\s*+" + _UNIT_WORD + r")+"
+    r"(?:\s*" + _EACH + r"|)|\s*+" + _EACH + r")"
+)
+# Counters come before the distractors (they are the common case); each one refuses what a
+# distractor claims: 卡时 is card-hours, "8卡起" a minimum order, "64G内存" RAM.
+_COUNTERS = (
+    r"\s*+(?:"
     r"(?P<each>(?:gpus?|cards?|npus?|卡|x)\s*(?:each|apiece|/\s*(?:node|server|box|台|机)"
     r"|per\s+(?:node|server|box|machine)|每台))"
-    r"|(?P<card>卡)(?!时|小时)" + _NOT_MINIMUM + r"(?P<cardbox>\s*(?:整机|服务器|机器|主机|机"
-    r"|servers?|nodes?|box(?:es)?|节点)(?![a-z]))?"
-    r"|(?P<gpu>张|片|颗|pcs?|pieces?|cards?|gpus?|npus?)(?![a-z])" + _NOT_MINIMUM + r""
+    r"|(?P<card>卡)(?!时|小时)(?!\s*起(?!价|租\s*\d|租期))(?:(?P<cardbox>\s*(?:整机|服务器|机器"
+    r"|主机|机|servers?|nodes?|box(?:es)?|节点)(?![a-z]))|)"
+    r"|(?P<gpu>张|片|颗|pcs?|pieces?|cards?|gpus?|npus?)(?![a-z])(?!\s*起(?!价|租\s*\d|租期))"
     r"|(?P<server>台|节点|套|nodes?|servers?|box(?:es)?|machines?|hosts?)(?![a-z])"
-    + _NOT_MINIMUM
-    + r""
+    r"(?!\s*起(?!价|租\s*\d|租期))"
     r"|(?P<dash>-\s*(?:gpus?|cards?|npus?|way))(?![a-z])"
     r"|(?P<x>[x×*])"
     r"|(?P<mem>gb?)(?![a-z0-9])(?!/s|\s*(?:内存|ram|ddr|ssd|nvme|硬盘|存储|disk|ib|infiniband|roce"
     r"|网卡|网络|以太网|带宽|ethernet|nic))"
     r"|(?P<avail>available|avail|in stock|left|remaining|现货)(?![a-z])"
     r")"
-    # Dates, durations, times, percentages, power, network speeds, disks, RAM, CPU models,
-    # minimum orders ("8卡起") and voucher card-hours are not counts or prices.
-    r"|(?P<skip>\s*+(?:个多?月|月(?!租|付)|年(?!租|付)|周|天|日|号|个?小时|点|%|度|核|线程|路|岁"
+)
+# Dates, durations, times, percentages, power, network speeds, disks, RAM, CPU models, minimum
+# orders ("8卡起") and voucher card-hours are neither counts nor prices.
+_DISTRACTORS = (
+    r"(?P<skip>\s*+(?:个多?月|月(?!租|付)|年(?!租|付)|周|天|日|号|个?小时|点|%|度|核|线程|路|岁"
     r"|分钟|:\d|[a-z]{1,2}\+|[-/.]\d{1,2}[-/.]\d|-\d{5,}|/\s*(?:度|kwh)"
     r"|-?\s*(?:months?|mos?|mths?|years?|yrs?|weeks?|wks?|days?|hours?|hrs?|mins?|minutes?"
     r"|am|pm)(?![a-z])|t(?:b|bps)?(?![a-z0-9])|[gm]bps|gb/s"
     r"|[gm]b?\s*(?:ib|infiniband|roce|网卡|网络|以太网|带宽|ethernet|nic)(?![a-z])"
     r"|g?b?\s*(?:内存|ram|ddr\d?|ssd|nvme|硬盘|系统盘|数据盘|存储|disk|hdd)(?![a-z])|kw|mw"
     r"|卡时|卡小时|tdp|功耗|电源|psu|[卡张台片]?\s*起(?!价|租\s*\d|租期)))"
-    r")?",
-    re.ASCII,
+)
+# re.ASCII: \d and \s mean ASCII digits and spaces (the text is NFKC-normalised already).
+_TOKEN = re.compile(
+    _VALUE + "(?:" + _PRICE_UNITS + "|" + _COUNTERS + "|" + _DISTRACTORS + "|)", re.ASCII
 )
 _GLUED_RUN = re.compile(r"[0-9a-z_.]*")  # the rest of a product code such as nf5688
 _PHONE_RUN = re.compile(r"[\d\s-]*")
@@ -413,21 +486,11 @@ _SERVER_AFTER_MODEL = re.compile(
     r"[\x01\x02\s-]*+(?:\d+\s*+gb?\s*+)?[\x02\s]*+(?:(?P<plural>servers|nodes|boxes|machines|systems)"
     r"|(?P<single>server|node|box|machine|system|整机|服务器|机器|主机|节点))(?![a-z])"
 )
+_SYSTEM_WORD = re.compile(r"hgx|dgx")
 _CN_NUMERALS = re.compile(r"[一二两三四五六七八九十百千万]+")
 _CN_COUNTER = re.compile(r"\s*+(台|张|卡(?!时)|片|块|套|节点)")
 _CN_NOT_A_COUNT = frozenset("数几多上每单第")
-_CN_DIGITS = {
-    "一": 1,
-    "二": 2,
-    "两": 2,
-    "三": 3,
-    "四": 4,
-    "五": 5,
-    "六": 6,
-    "七": 7,
-    "八": 8,
-    "九": 9,
-}
+_CN_DIGITS = dict(zip("一二两三四五六七八九", (1, 2, 2, 3, 4, 5, 6, 7, 8, 9), strict=True))
 _CN_UNITS = {"十": 10, "百": 100, "千": 1000, "万": 10_000}
 
 
@@ -449,7 +512,7 @@ class _Num:
     paren: bool = False  # counts: in brackets, "(8 GPUs)"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Context:
     """What the cues just before a number say about it."""
 
@@ -463,10 +526,71 @@ class _Context:
 
 
 _NO_CONTEXT = _Context()
+_BARE_KINDS = frozenset({"num", "range", "mult", "plus", "per"})  # no counter after the number
+_COUNTER_KINDS = frozenset({"each", "card", "cardbox", "gpu", "server", "dash", "mem", "avail"})
 _CLAUSE_MARK = re.compile(r"[,，;。\n!?]")
-_PREFIX_LAST = frozenset("$¥dbyu币金元")  # last characters of the currency prefixes
+# The currency prefixes by their last character.
+_PREFIXES_ENDING = {
+    last: tuple(p for p in _CURRENCY_PREFIXES if p.endswith(last))
+    for last in {p[-1] for p in _CURRENCY_PREFIXES}
+}
 # Characters before a number that need no further look (most Chinese, brackets, punctuation).
+_GLUE = ASCII_ALNUM | frozenset("_.")  # characters that make a number part of a product code
+_ASCII_ALPHA = ASCII_ALPHA
 _PLAIN_BEFORE = frozenset(" \n\t,，:：;(（)）[]【】/、~\x01\x02租价约为是共有收出")
+
+
+_Units = tuple[QuantityUnit | None, str | None, bool, bool]
+
+
+def _read_units(per: str) -> _Units:
+    """What the unit words after a price say: (per GPU or server, per hour/month/year, "each",
+    written in Chinese)."""
+    unit: QuantityUnit | None = None
+    span: str | None = None
+    each = chinese = False
+    for word in _UNIT_WORDS.findall(per):
+        word_unit, word_span = _UNIT_MEANINGS[word.replace(" ", "").replace("-", "")]
+        unit = unit or word_unit
+        span = span or word_span
+        each = each or (word_unit is None and word_span is None)
+        chinese = chinese or not word.isascii()
+    return unit, span, each, chinese
+
+
+def _unit_spellings() -> dict[str, _Units]:
+    """The usual ways of writing the units after a price (`/台`, `/gpu/hr`, ` per node per
+    month`, ` each`), each read once."""
+    words = list(_UNIT_MEANINGS)
+    counted = [word for word in words if _UNIT_MEANINGS[word][1] is None]
+    timed = [word for word in words if _UNIT_MEANINGS[word][1] is not None]
+    spellings = [sep + word for sep in ("/", " per ", "per ", "每", "一", " ") for word in words]
+    for first, second in ((counted, timed), (timed, counted)):
+        for sep, then in (("/", "/"), (" per ", " per "), ("/", " per ")):
+            spellings += [sep + a + then + b for a in first for b in second]
+    return {spelling: _read_units(spelling) for spelling in spellings}
+
+
+_UNIT_SPELLINGS = _unit_spellings()
+
+
+def _amount(plain: str, mult: str | None) -> Decimal:
+    """A price's digits (`7.5`) times its multiplier (`w`), as `_whole` writes it; exact whole
+    amounts are worked out in integers, the rest in Decimal."""
+    factor = 1 if mult is None else _MULTIPLIERS[mult]
+    if len(plain) <= 15:
+        whole, _, fraction = plain.partition(".")
+        amount, rest = divmod(int(whole + fraction) * factor, 10 ** len(fraction))
+        if not rest:
+            return Decimal(amount)
+    if mult is None:
+        return _whole(Decimal(plain))
+    return _whole(Decimal(plain) * factor)
+
+
+def _is_cpu_model(digits: str, kind: str | None) -> bool:
+    """8480+, 6430+: four digits and a plus with no unit; round numbers (1000+) are counts."""
+    return len(digits) == 4 and kind == "plus" and not digits.endswith("00")
 
 
 def _whole(value: Decimal) -> Decimal:
@@ -496,26 +620,23 @@ def _chinese_number(text: str) -> int | None:
 
 
 class _Scanner:
-    """Reads every number of one message, in text order."""
+    """Reads every number of one message, in text order (the number reading of `_Message`)."""
 
-    def __init__(self, low: str, marked: str, hits: list[_Hit]) -> None:
-        self.low = low
-        self.marked = marked
-        self.hits = hits
-        # Only cues that say something about the next number matter here (IB, 月租, 每卡...).
-        self.cues = [hit for hit in hits if hit[2].hints]
-        self.cue_ends = [end for _, end, _ in self.cues]  # hits do not overlap: sorted by end
+    __slots__ = ()
+    low: str
+    marked: str
+    hints: list[_Hit]  # only cues that say something about the next number (IB, 月租, 每卡...)
+    hint_ends: list[int]
+    vetoes: bool  # whether any of those can veto a count ("IB 400G", "min order 8 GPUs")
 
     def scan(self) -> list[_Num]:
         numbers: list[_Num] = []
         marked = self.marked
         pos = 0
         search = _TOKEN.search
-        while True:
-            token = search(marked, pos)
-            if token is None:
-                break
-            num, pos = self._read(token.start(), token)
+        read = self._read
+        while (token := search(marked, pos)) is not None:
+            num, pos = read(token.start(), token)
             if num is not None:
                 numbers.append(num)
         low = self.low
@@ -536,46 +657,59 @@ class _Scanner:
         marked = self.marked
         lead, prefix, after_x = start, None, False
         j = start
-        if j > 0 and marked[j - 1] == " ":
-            while j > 0 and marked[j - 1] == " ":
-                j -= 1
-        if j > 0 and marked[j - 1] not in _PLAIN_BEFORE:
+        while j and marked[j - 1] == " ":
+            j -= 1
+        if j and marked[j - 1] not in _PLAIN_BEFORE:
             prev = marked[j - 1]
-            if prev in _PREFIX_LAST:
-                prefix = next(
-                    (p for p in _CURRENCY_PREFIXES if marked.startswith(p, j - len(p))), None
-                )
-                if prefix is not None:
-                    lead = j - len(prefix)
-            elif prev in "x×*" and not (
-                j > 1 and marked[j - 2].isascii() and marked[j - 2].isalpha()
-            ):
+            if prev in _PREFIXES_ENDING:
+                for p in _PREFIXES_ENDING[prev]:
+                    if marked.startswith(p, j - len(p)):
+                        prefix = p
+                        lead = j - len(p)
+                        break
+            elif prev in "x×*" and not (j > 1 and marked[j - 2] in _ASCII_ALPHA):
                 lead, after_x = j - 1, True
             if prefix is None and not after_x and j == start:
                 if prev == "+":  # an international phone number
                     return None, _PHONE_RUN.match(marked, start).end()  # type: ignore[union-attr]
-                if (prev.isascii() and (prev.isalnum() or prev in "_.")) or (
-                    prev == "-" and j > 1 and marked[j - 2].isascii() and marked[j - 2].isalpha()
-                ):  # part of a product code: NF5688, SYS-821GE
+                if prev in _GLUE or (prev == "-" and j > 1 and marked[j - 2] in _ASCII_ALPHA):
+                    # part of a product code: NF5688, SYS-821GE
                     return None, _GLUED_RUN.match(marked, start).end()  # type: ignore[union-attr]
 
         digits, mult, plus, cur = token.group("num", "mult", "plus", "cur")
+        counter = kind in _COUNTER_KINDS
+        if counter and not self.vetoes and mult is cur is plus is None and len(digits) < 9:
+            # The common case ("8卡", "10台", "100张", "80G"): a whole number and its counter.
+            if digits.isdigit():
+                value = int(digits)
+                if not value:
+                    return None, end
+                return self._count(lead, token, kind, value, after_x, _NO_CONTEXT), end
         plain = digits.replace(",", "") if "," in digits else digits
         if len(plain) >= 9 and "." not in plain:
             return None, end  # phone numbers and account numbers
-        if plus and len(digits) == 4 and mult is None:
-            return None, end  # a CPU model such as 8480+; "1,000+ GPUs" is a count
+        if plus and _is_cpu_model(plain, kind) and not _BEFORE_MODEL.match(marked, end):
+            return None, end  # a CPU model such as 8480+; "1000+ GPUs" is a count
         if len(plain) == 3 and plain[0] == "1" and plain[1] in "3456789":
             tail = _MOBILE_TAIL.match(marked, token.end("num"))
             if tail is not None:
                 return None, tail.end()
-        context = self._context(lead) if self.cue_ends else _NO_CONTEXT
+        if not self.hint_ends or (counter and not self.vetoes):
+            context = _NO_CONTEXT
+        else:
+            context = self._context(lead)
         if context.ignore or (context.generation and plain in _GENERATIONS and kind == "num"):
             tail = _NETWORK_TAIL.match(marked, token.end("num"))
             return None, max(end, tail.end() if tail else end)
-        if len(plain) == 4 and plain.startswith("20") and mult is None:
-            if _YEAR_BEFORE.search(marked, max(0, lead - 8), lead) or marked.startswith("年", end):
-                return None, end
+        if (
+            len(plain) == 4
+            and plain.startswith("20")
+            and mult is None
+            and (
+                _YEAR_BEFORE.search(marked, max(0, lead - 8), lead) or marked.startswith("年", end)
+            )
+        ):
+            return None, end  # "Q1 2026", "2025年": a year
 
         if cur == "u" and mult is None and kind != "per" and plain.isdigit() and int(plain) <= 10:
             return None, end  # a 4U chassis, not 4 USDT
@@ -586,7 +720,7 @@ class _Scanner:
             or kind == "per"
             or context.price
         ):
-            price = self._price(lead, token, kind, Decimal(plain), prefix, context)
+            price = self._price(lead, token, kind, plain, mult, cur, prefix, context)
             if price is not None:
                 return price, end
         if mult is not None:
@@ -609,13 +743,11 @@ class _Scanner:
 
     def _context(self, lead: int) -> _Context:
         """The cues just before a number (same clause, within a dozen characters)."""
-        cue_ends = self.cue_ends
-        if not cue_ends:
-            return _NO_CONTEXT
+        cue_ends = self.hint_ends
         i = bisect_right(cue_ends, lead) - 1
         if i < 0 or cue_ends[i] < lead - 14:
             return _NO_CONTEXT
-        hits, low = self.cues, self.low
+        hits, low = self.hints, self.low
         ignore = price = qty = chinese = generation = False
         span: str | None = None
         unit: QuantityUnit | None = None
@@ -648,34 +780,29 @@ class _Scanner:
         lead: int,
         token: re.Match[str],
         kind: str | None,
-        value: Decimal,
+        plain: str,
+        mult: str | None,
+        cur: str | None,
         prefix: str | None,
         context: _Context,
     ) -> _Num | None:
         """The number as a price, if anything marks it as one."""
-        mult, cur = token.group("mult", "cur")
         unit: QuantityUnit | None = None
         span: str | None = None
         each = False
         chinese = False
         if kind == "per":
             per = token.group("per")
-            for word in _UNIT_WORDS.findall(per):
-                word_unit, word_span = _UNIT_MEANINGS[word.replace(" ", "").replace("-", "")]
-                unit = unit or word_unit
-                span = span or word_span
-                chinese = chinese or not word.isascii()
-            each = "ea" in per or "apiece" in per
+            units = _UNIT_SPELLINGS.get(per)
+            unit, span, each, chinese = _read_units(per) if units is None else units
         money = prefix is not None or (cur is not None and cur != "块")
         if not (money or mult in _CJK_MULTIPLIERS or unit is not None or span is not None):
-            if each and (mult in ("k", "m") or value >= 100):
+            if each and (mult in ("k", "m") or Decimal(plain) >= 100):
                 pass  # "25k each"
-            elif not (context.price and mult in (None, "k") and kind in ("num", "mult", "per")):
+            elif not (context.price and mult in (None, "k") and kind in _BARE_KINDS):
                 return None
-        if mult is not None:
-            if mult in _MILLIONS and not money:
-                return None
-            value *= _MULTIPLIERS[mult]
+        if mult is not None and mult in _MILLIONS and not money:
+            return None
         currency: Currency | None = None
         for mark in (prefix, cur):
             if mark in _USD_MARKS:
@@ -689,7 +816,8 @@ class _Scanner:
         if unit is None:
             unit = context.unit
         script = chinese if (kind == "per" or context.span is not None) else None
-        return _Num(lead, token.end(), PRICE, _whole(value), unit, span, currency, script, each)
+        value = _amount(plain, mult)
+        return _Num(lead, token.end(), PRICE, value, unit, span, currency, script, each)
 
     def _count(
         self,
@@ -701,25 +829,30 @@ class _Scanner:
         context: _Context,
     ) -> _Num | None:
         """The number as a count of GPUs or servers, GPUs per server, or memory."""
+        if kind == "server":
+            return _Num(lead, token.end(), SERVERS, value)
+        if kind == "card" or kind == "gpu" or kind == "avail":
+            # "(8 GPUs)": in brackets, maybe after a space
+            marked = self.marked
+            paren = lead > 0 and (
+                marked[lead - 1] == "("
+                or (lead > 1 and marked[lead - 2] == "(" and marked[lead - 1].isspace())
+            )
+            if kind == "card":
+                return _Num(lead, token.end("card"), CARDS, value, paren=paren)
+            return _Num(lead, token.end(), GPUS, value, paren=paren)
+        if kind == "mem":
+            if after_x or value not in catalog.MEMORY_SIZES:
+                return None
+            return _Num(lead, token.end(), MEMORY, value)
+        if kind == "cardbox":
+            return _Num(lead, token.end("card"), PER_SERVER, value)
         marked = self.marked
         end = token.end()
         if kind == "each":
             return _Num(lead, end, PER_SERVER, value)
-        if kind == "cardbox":
-            return _Num(lead, token.end("card"), PER_SERVER, value)
-        if kind in ("card", "gpu", "avail"):
-            paren = marked[max(0, lead - 2) : lead].rstrip().endswith("(")
-            if kind == "card":
-                return _Num(lead, token.end("card"), CARDS, value, paren=paren)
-            return _Num(lead, end, GPUS, value, paren=paren)
-        if kind == "server":
-            return _Num(lead, end, SERVERS, value)
         if kind == "dash":
             return _Num(lead, end, PER_SERVER if value <= 16 else GPUS, value)
-        if kind == "mem":
-            if after_x or value not in catalog.MEMORY_SIZES:
-                return None
-            return _Num(lead, end, MEMORY, value)
         if kind == "x" and not after_x:
             return self._x_count(lead, end, value)
         if after_x:
@@ -751,18 +884,20 @@ class _Scanner:
         while model_end < len(marked) and marked[model_end] == _MODEL_MARK:
             model_end += 1
         noun = _SERVER_AFTER_MODEL.match(marked, model_end)
+        # "2 × DGX H100", "3x HGX B200": a few DGX or HGX are whole 8-GPU systems.
+        system = value <= 16 and _SYSTEM_WORD.search(self.low, end, model_end) is not None
         return _Num(
             lead,
             end,
             X_MODEL,
             value,
-            server_after=noun is not None,
-            plural=noun is not None and noun.group("plural") is not None,
+            server_after=noun is not None or system,
+            plural=system or (noun is not None and noun.group("plural") is not None),
         )
 
     def _add_chinese_counts(self, numbers: list[_Num]) -> None:
         """两台, 十台, 一台, 千卡: counts written in Chinese numerals."""
-        prices = [(n.start, n.end) for n in numbers if n.role == PRICE]
+        prices: list[tuple[int, int]] | None = None
         added = False
         low = self.low
         for run in _CN_NUMERALS.finditer(low):
@@ -772,6 +907,8 @@ class _Scanner:
             start = run.start()
             if start > 0 and low[start - 1] in _CN_NOT_A_COUNT:
                 continue  # 几十台, 每台, 单张: not a count
+            if prices is None:
+                prices = [(n.start, n.end) for n in numbers if n.role == PRICE]
             if any(a <= start < b for a, b in prices):
                 continue  # "75w一台" is per server, not one server
             value = _chinese_number(run.group())
@@ -819,27 +956,27 @@ _PER_HINT = re.compile(
     r"|mo|月)|(?P<year>years?|yr|年)))?|(?P<ch>卡时)"
 )
 _HAN = re.compile(r"[\u4e00-\u9fff]")
+_PLACE_RANK = dict(places.RANK)
 _COMMA_BREAKS = (",", "，", "\n", ";", "。", "?", "!")
 
 
-class _Message:
+class _Message(_Scanner):
     """One message read once: its text, cues and numbers. Indexes are built on first use."""
 
-    __slots__ = ("_clause_breaks", "_hit_starts", "_number_starts", "hits", "low", "marked")
-    __slots__ += ("money", "numbers", "question")
+    __slots__ = ("_clause_breaks", "_hit_starts", "_number_starts", "hint_ends", "hints", "hits")
+    __slots__ += ("low", "marked", "models", "money", "numbers", "question", "vetoes")
 
-    def __init__(self, low: str, marked: str, hits: list[_Hit], numbers: list[_Num]) -> None:
+    def __init__(self, low: str, marked: str, hits: list[_Hit], models: list[_Hit]) -> None:
         self.low = low  # lower case, contacts blanked
         self.marked = marked  # models and variants blanked, number words as digits
         self.hits = hits
-        self.numbers = numbers
+        self.models = models
+        self.hints: list[_Hit] = []  # the cues that say something about the number after them
+        self.hint_ends: list[int] = []
+        self.vetoes = False  # whether any of those can veto a count ("IB 400G", "min order 8")
         self.money: Currency | None = None  # a currency named anywhere ("U 结算")
-        self.question = "?" in low
-        for _, _, cue in hits:
-            if cue.kind == MONEY and self.money is None:
-                self.money = cue.value  # type: ignore[assignment]
-            elif cue.kind == QUESTION:
-                self.question = True
+        self.question = False
+        self.numbers: list[_Num] = []
         self._hit_starts: list[int] | None = None
         self._number_starts: list[int] | None = None
         self._clause_breaks: list[int] | None = None
@@ -907,55 +1044,80 @@ def _normalise(text: str) -> tuple[str, str]:
     return original, low
 
 
-def _scan_cues(original: str, low: str) -> tuple[list[_Hit], bool]:
-    """All cues in text order, and whether the message can hold an offer at all."""
+def _scan_cues(original: str, low: str) -> _Message | None:
+    """All cues in one pass of the automaton; None when the message cannot hold an offer (it
+    names no model, or it is news, gossip, a voucher or the like)."""
     hits: list[_Hit] = []
-    has_model = False
+    models: list[_Hit] = []
+    hints: list[_Hit] = []
+    hint_ends: list[int] = []
+    blanks: list[tuple[int, int, str]] = []
+    vetoes = question = False
+    money: Currency | None = None
     size = len(low)
-    for last, (length, cue, check, cased) in _AUTOMATON.iter_long(low):
-        start, end = last + 1 - length, last + 1
-        if check == WORD_CHECK:
-            if start > 0 and _ascii_alnum(low[start - 1]) and _ascii_alnum(low[start]):
+    alnum = _ALNUM
+    for last, (length, cue, check, keep, extra) in _AUTOMATON.iter_long(low):
+        end = last + 1
+        start = end - length
+        if check:
+            if check <= WORD_CHECK:
+                if check & WORD_START and start and low[start - 1] in alnum:
+                    continue
+                if check & WORD_END and end < size and low[end] in alnum:
+                    continue
+            elif check == SILENT:
                 continue
-            if end < size and _ascii_alnum(low[end]) and _ascii_alnum(low[last]):
+            elif check == MODEL_CHECK:
+                if not catalog.model_bounded(low, start, end):
+                    continue
+            elif check == VARIANT_CHECK:
+                if not catalog.variant_bounded(low, start, end):
+                    continue
+            elif (
+                (start and low[start - 1] in alnum)
+                or (end < size and low[end] in alnum)
+                or original[start:end] != extra
+            ):
+                continue  # CASED: "LA" or "HK" as a word, in capitals
+        hit = (start, end, cue)
+        if keep & LIST:
+            hits.append(hit)
+        if keep > LIST:
+            if keep & NOTE_MODEL:
+                models.append(hit)
+                blanks.append((start, end, extra))  # type: ignore[arg-type]
                 continue
-        elif check == MODEL_CHECK:
-            if not catalog.model_bounded(low, start, end):
-                continue
-        elif check == VARIANT_CHECK and not catalog.variant_bounded(low, start, end):
-            continue
-        if cased is not None and original[start:end] != cased:
-            continue
-        if cue.silent:
-            continue
-        kind = cue.kind
-        if kind == VETO:
-            return [], False
-        if kind == MODEL:
-            has_model = True
-        hits.append((start, end, cue))
-    return hits, has_model
+            if keep & DROP:
+                return None  # news, gossip, a voucher...
+            if keep & BLANK:
+                blanks.append((start, end, extra))  # type: ignore[arg-type]
+            if keep & HINT:
+                hints.append(hit)
+                hint_ends.append(end)  # hits do not overlap: sorted by end too
+                vetoes = vetoes or cue.vetoes
+            if keep & NOTE_MONEY:
+                money = money or cue.value  # type: ignore[assignment]
+            if keep & NOTE_QUESTION:
+                question = True
+    if not models:
+        return None
+    msg = _Message(low, _mark(low, blanks), hits, models)
+    msg.hints = hints
+    msg.hint_ends = hint_ends
+    msg.vetoes = vetoes
+    msg.money = money
+    msg.question = question or "?" in low
+    return msg
 
 
-def _mark(low: str, hits: list[_Hit]) -> str:
+def _mark(low: str, blanks: list[tuple[int, int, str]]) -> str:
     """Blank model and variant names (so `4090` is not a number) and write number words as
     digits (so `one HGX B200 server` is counted)."""
     pieces: list[str] = []
     pos = 0
-    for start, end, cue in hits:
-        kind = cue.kind
-        if kind == MODEL:
-            pieces.append(low[pos:start])
-            pieces.append(_MODEL_MARK * (end - start))
-        elif kind == VARIANT:
-            pieces.append(low[pos:start])
-            pieces.append(_VARIANT_MARK * (end - start))
-        elif kind == NUMWORD:
-            pieces.append(low[pos:start])
-            digits = str(cue.value)
-            pieces.append(digits + " " * (end - start - len(digits)))
-        else:
-            continue
+    for start, end, blank in blanks:
+        pieces.append(low[pos:start])
+        pieces.append(blank)
         pos = end
     pieces.append(low[pos:])
     return "".join(pieces)
@@ -964,11 +1126,10 @@ def _mark(low: str, hits: list[_Hit]) -> str:
 def _read_message(text: str) -> _Message | None:
     """Normalise and scan; None when the message cannot hold an offer."""
     original, low = _normalise(text)
-    hits, possible = _scan_cues(original, low)
-    if not possible:
-        return None
-    marked = _mark(low, hits)
-    return _Message(low, marked, hits, _Scanner(low, marked, hits).scan())
+    msg = _scan_cues(original, low)
+    if msg is not None:
+        msg.numbers = msg.scan()
+    return msg
 
 
 def _segments(low: str) -> list[tuple[int, int]]:
@@ -1060,69 +1221,73 @@ def _split_point(msg: _Message, gap_start: int, gap_end: int, gap: str) -> int:
 # =============================================================================================
 
 
-@dataclass(slots=True)
-class _Survey:
-    """What the cues of one stretch of text say (an item, a header, or the whole message)."""
-
-    side: Side | None = None
-    side_strong: bool = False
-    deal: Deal | None = None
-    deal_strong: bool = False
-    place: str | None = None
-    variant: str | None = None
-    span: str | None = None
-    money: Currency | None = None
-    done: bool = False
+# What the cues of one stretch of text say (an item, a header, or the whole message):
+# (side, side strong, deal, deal strong, place, variant, price span, money, done).
+_Survey = tuple[
+    Side | None, bool, Deal | None, bool, str | None, str | None, str | None, Currency | None, bool
+]
 
 
 def _survey(msg: _Message, hits: Sequence[_Hit]) -> _Survey:
     """One pass over the cues: intent (the first strong one, else the first weak one, turned
     round inside "anyone ...?"), deal (strong before weak), the most specific place, and so on."""
-    survey = _Survey()
+    side: Side | None = None
+    deal: Deal | None = None
+    side_strong = deal_strong = done = False
     weak_side: Side | None = None
     weak_deal: Deal | None = None
+    place = variant = span = None
+    money: Currency | None = None
     flip_at = -1
     rank = 0
     asked = False  # only the first "have" in a question is checked: "有 H100 吗?"
     for start, end, cue in hits:
         kind = cue.kind
-        if kind == FLIP:
-            flip_at = start
-        elif kind == INTENT and not survey.side_strong:
-            side: Side = cue.side  # type: ignore[assignment]
-            strong = cue.strong
-            if flip_at >= 0 and _same_clause(msg, flip_at, start):
-                side, strong = side.opposite, True  # "有人出 4090 吗", "anyone selling H200?"
-            elif cue.have and not asked:
-                asked = True
-                if _asks(msg, end) and _names_model(msg, start):
-                    side, strong = side.opposite, True  # "有 H100 吗?" asks for one
-            if strong:
-                survey.side, survey.side_strong = side, True
-            elif weak_side is None:
-                weak_side = side
+        if kind == INTENT:
+            if not side_strong:
+                cue_side: Side = cue.side  # type: ignore[assignment]
+                strong = cue.strong
+                if flip_at >= 0 and _same_clause(msg, flip_at, start):
+                    # "有人出 4090 吗", "anyone selling H200?"
+                    cue_side, strong = cue_side.opposite, True
+                elif cue.have and not asked:
+                    asked = True
+                    if _asks(msg, end) and _names_model(msg, start):
+                        cue_side, strong = cue_side.opposite, True  # "有 H100 吗?" asks for one
+                if strong:
+                    side, side_strong = cue_side, True
+                elif weak_side is None:
+                    weak_side = cue_side
         elif kind == PLACE:
-            place: str = cue.value  # type: ignore[assignment]
-            if places.RANK[place] > rank:
-                survey.place, rank = place, places.RANK[place]
+            if _PLACE_RANK[cue.value] > rank:  # type: ignore[index]
+                place = cue.value
+                rank = _PLACE_RANK[place]  # type: ignore[index]
+        elif kind == FLIP:
+            flip_at = start
         elif kind == VARIANT:
-            survey.variant = survey.variant or cue.value  # type: ignore[assignment]
+            variant = variant or cue.value
         elif kind == DONE:
-            survey.done = True
+            done = True
         elif kind == MONEY:
-            survey.money = survey.money or cue.value  # type: ignore[assignment]
-        if cue.deal is not None and not survey.deal_strong:
+            money = money or cue.value  # type: ignore[assignment]
+        if cue.deal is not None and not deal_strong:
             if cue.deal_strong:
-                survey.deal, survey.deal_strong = cue.deal, True
+                deal, deal_strong = cue.deal, True
             elif weak_deal is None:
                 weak_deal = cue.deal
-        if cue.span is not None and survey.span is None:
-            survey.span = cue.span
-    if survey.side is None:
-        survey.side = weak_side
-    if survey.deal is None:
-        survey.deal = weak_deal
-    return survey
+        if span is None:
+            span = cue.span
+    return (
+        weak_side if side is None else side,
+        side_strong,
+        weak_deal if deal is None else deal,
+        deal_strong,
+        place,  # type: ignore[return-value]
+        variant,  # type: ignore[return-value]
+        span,
+        money,
+        done,
+    )
 
 
 def _same_clause(msg: _Message, a: int, b: int) -> bool:
@@ -1150,9 +1315,11 @@ def _asks(msg: _Message, pos: int) -> bool:
 
 def _frame(msg: _Message, start: int, end: int) -> _Frame:
     """Read a header or footer line."""
-    survey = _survey(msg, msg.hits_in(start, end))
-    frame = _Frame(survey.side, survey.side_strong, survey.deal, survey.deal_strong, survey.place)
-    frame.money = survey.money
+    side, side_strong, deal, deal_strong, place, _, span, money, _ = _survey(
+        msg, msg.hits_in(start, end)
+    )
+    frame = _Frame(side, side_strong, deal, deal_strong, place)
+    frame.money = money
     per = _PER_HINT.search(msg.low, start, end)
     if per is not None:
         if per.group("gh") or per.group("ch"):
@@ -1160,7 +1327,7 @@ def _frame(msg: _Message, start: int, end: int) -> _Frame:
         else:
             frame.unit = GPU if per.group("gpu") else SERVER
             frame.span = next((s for s in ("hour", "month", "year") if per.group(s)), None)
-    frame.span = frame.span or survey.span
+    frame.span = frame.span or span
     if frame.span is not None and not frame.deal_strong:
         frame.deal, frame.deal_strong = RENT, True
     for num in msg.numbers_in(start, end):
@@ -1170,11 +1337,8 @@ def _frame(msg: _Message, start: int, end: int) -> _Frame:
     return frame
 
 
-@dataclass(slots=True)
-class _Counts:
-    quantity: int | None = None
-    unit: QuantityUnit | None = None
-    per_server: int | None = None
+# How many of what an item offers: (quantity, its unit, GPUs per server).
+_Counts = tuple[int | None, QuantityUnit | None, int | None]
 
 
 def _counts(nums: Sequence[_Num], server_words: bool) -> _Counts:
@@ -1194,20 +1358,20 @@ def _counts(nums: Sequence[_Num], server_words: bool) -> _Counts:
     others: list[_Num] = []
     for n in nums:
         role = n.role
-        if role == PER_SERVER:
-            if per_server is None and n.value <= 16:
-                per_server = int(n.value)
+        if role == PRICE:
+            priced = True
         elif role == SERVERS:
             if servers is None:
                 servers = int(n.value)
-        elif role == PRICE:
-            priced = True
-        elif role == X_THING:
-            things.append(n)
+        elif role == PER_SERVER:
+            if per_server is None and n.value <= 16:
+                per_server = int(n.value)
+        elif role == CARDS or role == GPUS or role == KUAI or role == QTY:
+            others.append(n)
         elif role == X_MODEL:
             models.append(n)
-        elif role in (CARDS, GPUS, KUAI, QTY):
-            others.append(n)
+        elif role == X_THING:
+            things.append(n)
     for n in things:
         if servers is None and (per_server or server_words or models):
             servers = int(n.value)
@@ -1247,21 +1411,21 @@ def _counts(nums: Sequence[_Num], server_words: bool) -> _Counts:
             else:
                 gpus = value
     if servers is not None:
-        return _Counts(servers, SERVER, per_server)
+        return servers, SERVER, per_server
     if gpus is not None:
-        return _Counts(gpus, GPU, per_server)
-    return _Counts(None, None, per_server)
+        return gpus, GPU, per_server
+    return None, None, per_server
 
 
-def _pick_price(nums: Sequence[_Num], counts: _Counts, frame: _Frame | None) -> _Num | None:
+def _pick_price(nums: Sequence[_Num], quantity: int | None, frame: _Frame | None) -> _Num | None:
     """The first price stated; `N块` or a bare number only when nothing else can be the price."""
     for n in nums:
         if n.role == PRICE:
             return n
     for n in nums:
-        if n.role == KUAI and (counts.quantity is not None or n.value >= 1000):
+        if n.role == KUAI and (quantity is not None or n.value >= 1000):
             amount = _whole(Decimal(n.value))
-            return _Num(n.start, n.end, PRICE, amount, currency=CNY, chinese=True)
+            return _Num(n.start, n.end, PRICE, amount, None, None, CNY, True)
     if frame is not None and (frame.money or frame.unit or frame.span):
         for n in nums:  # "H100 1.70" under "Price list (USD per GPU hour)"
             if n.role == BARE:
@@ -1277,29 +1441,31 @@ _MONTHLY_GPU_MAX = {USD: Decimal(4000), CNY: Decimal(25000)}
 def _price_per(
     price: _Num,
     deal: Deal,
-    counts: _Counts,
+    counted: QuantityUnit | None,
+    per_server: int | None,
     currency: Currency,
     server_words: bool,
     frame: _Frame | None,
 ) -> PricePer:
-    """What one price buys: a GPU or a server, and for rent an hour, a month or a year."""
+    """What one price buys: a GPU or a server, and for rent an hour, a month or a year.
+    `counted` is what the item counts, GPUs or servers."""
     unit = price.unit
     span = price.span
-    if unit is None and price.each and counts.unit is not None:
-        unit = counts.unit
+    if unit is None and price.each and counted is not None:
+        unit = counted
     if frame is not None:
         unit = unit or frame.unit
         span = span or frame.span
-    serverish = counts.unit is SERVER or server_words or counts.per_server is not None
+    serverish = counted is SERVER or server_words or per_server is not None
     if deal is SALE and span is None:
         if unit is None:
-            unit = counts.unit or (SERVER if serverish else GPU)
+            unit = counted or (SERVER if serverish else GPU)
         return PricePer.SERVER if unit is SERVER else PricePer.GPU
     if unit is None:
         if span == "hour":
             unit = GPU if price.value <= _HOURLY_GPU_MAX[currency] else SERVER
-        elif counts.unit is not None:
-            unit = counts.unit
+        elif counted is not None:
+            unit = counted
         elif serverish:
             unit = SERVER
         else:
@@ -1339,31 +1505,44 @@ class _Scope:
     the item before it on the same side (a list whose first line says 出租 is all for rent)."""
 
     frames: Sequence[_Frame]
-    message: _Survey
+    side: Side | None  # the whole message's intent
+    side_strong: bool
     sibling_deal: dict[Side, Deal]
     line_places: dict[tuple[int, int], str | None]
 
 
-def _item_side(own: _Survey, scope: _Scope) -> tuple[Side | None, bool]:
-    side, strong = own.side, own.side_strong
+def _item_side(side: Side | None, strong: bool, scope: _Scope) -> tuple[Side | None, bool]:
     for frame in scope.frames:
         if frame.side is not None and (side is None or (not strong and frame.side_strong)):
             side, strong = frame.side, frame.side_strong
-    message = scope.message
-    if message.side is not None and (side is None or (not strong and message.side_strong)):
-        side, strong = message.side, message.side_strong
+    if scope.side is not None and (side is None or (not strong and scope.side_strong)):
+        side, strong = scope.side, scope.side_strong
     return side, strong
 
 
+def _has_role(nums: Sequence[_Num], role: int) -> bool:
+    for n in nums:
+        if n.role == role:
+            return True
+    return False
+
+
 def _item_deal(
-    own: _Survey, price: _Num | None, nums: Sequence[_Num], side: Side, scope: _Scope | None
+    own: Deal | None,
+    own_strong: bool,
+    price: _Num | None,
+    nums: Sequence[_Num],
+    side: Side,
+    scope: _Scope | None,
 ) -> Deal:
+    """Sale or rent: from the price, a duration, the item's own words (`own`), its frames, or
+    the item before it on the same side."""
     if price is not None and price.span is not None:
         deal: Deal | None = RENT  # a price per hour or month is a rent
-    elif not own.deal_strong and any(n.role == DURATION for n in nums):
+    elif not own_strong and _has_role(nums, DURATION):
         deal = RENT  # "need 64 H100s for 2 weeks"
     else:
-        deal, strong = own.deal, own.deal_strong
+        deal, strong = own, own_strong
         if scope is None:
             return deal or SALE
         for frame in scope.frames:
@@ -1371,47 +1550,58 @@ def _item_deal(
                 deal, strong = frame.deal, frame.deal_strong
         if deal is None:
             deal = scope.sibling_deal.get(side)
-    if scope is not None and deal is not None and (own.deal is not None or price is not None):
+    if scope is not None and deal is not None and (own is not None or price is not None):
         scope.sibling_deal[side] = deal
     return deal or SALE
 
 
-def _read_item(msg: _Message, item: _Item, scope: _Scope | None) -> list[Offer]:
-    """The offers of one item (one per model it names), or none. Without a scope the item is
-    the whole message."""
-    start, end = item.start, item.end
+def _read_item(
+    msg: _Message,
+    start: int,
+    end: int,
+    models: Sequence[_Hit],
+    scope: _Scope | None = None,
+    line: tuple[int, int] | None = None,
+) -> list[Offer]:
+    """The offers of the item `msg.low[start:end]` (one per model it names), or none. Without
+    a scope the item is the whole message; `line` is the whole line when the item is part of
+    one."""
     if scope is None:
         hits, nums = msg.hits, msg.numbers
     else:
         hits, nums = msg.hits_in(start, end), msg.numbers_in(start, end)
-    own = _survey(msg, hits)
-    if own.done:
+    side, strong, own_deal, own_deal_strong, place, variant, _, _, done = _survey(msg, hits)
+    if done:
         return []  # "H100 已出": sold already
-    side, strong = own.side, own.side_strong
     if scope is not None:
-        side, strong = _item_side(own, scope)
+        side, strong = _item_side(side, strong, scope)
     server_words = _SERVER_WORD.search(msg.low, start, end) is not None
-    counts = _counts(nums, server_words)
+    quantity, counted, per_server = _counts(nums, server_words)
     frame = None
     if scope is not None:
-        frame = next((f for f in scope.frames if f.unit or f.span or f.money), None)
-    price = _pick_price(nums, counts, frame)
+        for candidate in scope.frames:
+            if candidate.unit or candidate.span or candidate.money:
+                frame = candidate
+                break
+    price = _pick_price(nums, quantity, frame)
     if side is None:
-        if msg.question or (price is None and counts.quantity is None):
+        if msg.question or (price is None and quantity is None):
             return []
         side = SELL  # a listing with numbers and no intent word is stock on offer
     elif not strong and msg.question:
         return []  # "H100 现货什么价?": a question, not an offer
 
-    deal = _item_deal(own, price, nums, side, scope)
-    per_server = counts.per_server
-    memory = next((n.value for n in nums if n.role == MEMORY), None)
-    place = own.place
+    deal = _item_deal(own_deal, own_deal_strong, price, nums, side, scope)
+    memory = None
+    for n in nums:
+        if n.role == MEMORY:
+            memory = n.value
+            break
     if scope is not None:
         if per_server is None:
             per_server = next((f.per_server for f in scope.frames if f.per_server), None)
-        if place is None and item.line is not None:
-            place = scope.line_places.get(item.line)
+        if place is None and line is not None:
+            place = scope.line_places.get(line)
         if place is None:
             place = next((f.place for f in scope.frames if f.place), None)
 
@@ -1420,12 +1610,12 @@ def _read_item(msg: _Message, item: _Item, scope: _Scope | None) -> list[Offer]:
     per: PricePer | None = None
     if price is not None:
         currency = _currency(msg, price, frame)
-        per = _price_per(price, deal, counts, currency, server_words, frame)
+        per = _price_per(price, deal, counted, per_server, currency, server_words, frame)
         amount = price.value  # type: ignore[assignment]
 
     offers: list[Offer] = []
     seen: set[str] = set()
-    for hit in item.models:
+    for hit in models:
         query: ModelQuery = hit[2].value  # type: ignore[assignment]
         if query.gpu in seen:
             continue
@@ -1435,10 +1625,10 @@ def _read_item(msg: _Message, item: _Item, scope: _Scope | None) -> list[Offer]:
                 side,
                 deal,
                 query.gpu,
-                query.variant or own.variant,
+                query.variant or variant,
                 memory,  # type: ignore[arg-type]
-                counts.quantity,
-                counts.unit,
+                quantity,
+                counted,
                 per_server,
                 amount,
                 currency,
@@ -1475,17 +1665,17 @@ def parse_offers(text: str) -> list[Offer]:
     msg = _read_message(text[:MAX_CHARS])
     if msg is None:
         return []
-    models = [hit for hit in msg.hits if hit[2].kind == MODEL]
+    models = msg.models
     if len(models) == 1:  # most posts: one model, one offer, read as a whole
-        return _read_item(msg, _Item(0, len(msg.low), models), None)
+        return _read_item(msg, 0, len(msg.low), models)
     items, frame_spans = _items(msg, models)
     if not items:
         return []
     if _one_offer(msg, items):
         kept = [hit for item in items for hit in item.models]
-        return _read_item(msg, _Item(0, len(msg.low), kept), None)
+        return _read_item(msg, 0, len(msg.low), kept)
 
-    message = _survey(msg, msg.hits)
+    side, side_strong = _survey(msg, msg.hits)[:2]
     frames = [(span, _frame(msg, *span)) for span in frame_spans]
     # Footers are the frame lines after the last item; headers the ones just before an item.
     footers = [frame for (start, _), frame in frames if start >= items[-1].end][:_FRAMES]
@@ -1500,7 +1690,7 @@ def parse_offers(text: str) -> list[Offer]:
         if item.prefix is not None and item.prefix[1] > item.prefix[0]:
             around.insert(0, _frame(msg, *item.prefix))  # "Our DC in Houston has ..., and ..."
         if item.line is not None and item.line not in line_places:
-            line_places[item.line] = _survey(msg, msg.hits_in(*item.line)).place
-        scope = _Scope(around, message, sibling_deal, line_places)
-        offers.extend(_read_item(msg, item, scope))
+            line_places[item.line] = _survey(msg, msg.hits_in(*item.line))[4]
+        scope = _Scope(around, side, side_strong, sibling_deal, line_places)
+        offers.extend(_read_item(msg, item.start, item.end, item.models, scope, item.line))
     return offers

@@ -10,23 +10,35 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from sqlite_utils import Database
 
 from gpudesk.market.book import PostedOffer
 from gpudesk.market.digest import MadeMatch
-from gpudesk.market.listings import Advert, Closing, Listings, Withdrawal, build_listings
+from gpudesk.market.listings import (
+    Advert,
+    Closing,
+    Codes,
+    Listings,
+    Lot,
+    Withdrawal,
+    build_listings,
+    gc_paused,
+    micros,
+)
 from gpudesk.market.message import ChatMessage, Reply
 from gpudesk.market.normalise import Valuation, convert, unit_price
 from gpudesk.market.offer import Currency, Deal, Offer, Side
-from gpudesk.storage.migrations import MIGRATIONS
+from gpudesk.market.watch import Delivery, Watch, WatchBook
+from gpudesk.storage.migrations import MIGRATIONS, listing_codes
 
 if TYPE_CHECKING:  # the detector pulls in the parser; the ledger needs only the type
     from gpudesk.market.withdrawal import Withdrawn
@@ -107,6 +119,7 @@ class Ledger:
         self.db = Database(conn)
         self.valuation = valuation or Valuation()
         self._depth = 0
+        self._codes: dict[object, int] = {}  # parties, venues, lots (issue 11): never change
 
     @classmethod
     def open(cls, path: str | Path, valuation: Valuation | None = None) -> Ledger:
@@ -716,10 +729,12 @@ class Ledger:
             chat_id=message.chat_id,
             poster_id=message.poster_id,
             posted_at=iso(message.sent_at),
+            at_us=micros(message.sent_at),
             gpus=gpus,
             unit_amount=None if amount is None else str(amount),
             unit_currency=None if amount is None else own.value,
         )
+        record.update(listing_codes(self.db, record, self._codes))
         columns = ", ".join(record)
         marks = ", ".join("?" for _ in record)
         with self.transaction():
@@ -761,9 +776,9 @@ class Ledger:
         reply = reply_to_id or message.reply_to_id
         with self.transaction():
             cursor = self.conn.execute(
-                "INSERT INTO withdrawals (message, kind, platform, chat_id, poster_id, at,"
+                "INSERT INTO withdrawals (message, kind, platform, chat_id, poster_id, at, at_us,"
                 " reply_to_id, words, side, deal, gpu, variant, location, gpus)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     message_row,
                     Closing.SAID.value,
@@ -771,6 +786,7 @@ class Ledger:
                     message.chat_id,
                     message.poster_id,
                     iso(at),
+                    micros(at),
                     reply,
                     said.words,
                     None if said.side is None else said.side.value,
@@ -785,9 +801,11 @@ class Ledger:
             gpus = {said.gpu} if said.gpu else self._gpus_of_post(message, reply)
             for gpu in sorted(gpus):
                 # A bounded look back is enough for the book; the pulse reads all history.
-                book = self.listings(until=at, since=at - 3 * lifetime, gpu=gpu, lifetime=lifetime)
+                book = self.listings(
+                    until=at, since=at - 3 * lifetime, gpu=gpu, lifetime=lifetime, keep_posts=True
+                )
                 for listing in book.closed_by(withdrawal_id):
-                    self._withdraw_offers({a.offer for a, _ in listing.adverts}, at)
+                    self._withdraw_offers({a[8] for a, _ in listing.adverts}, at)  # offer
         return withdrawal_id
 
     def record_closing(
@@ -808,13 +826,14 @@ class Ledger:
         with self.transaction():
             self.conn.execute(
                 "INSERT INTO withdrawals (message, kind, offer, platform, chat_id, poster_id, at,"
-                " words) VALUES (?,?,?,?,?,?,?,?)",
+                " at_us, words) VALUES (?,?,?,?,?,?,?,?,?)",
                 (
                     None if row is None else row[0],
                     kind.value,
                     offer_id,
                     *owner,
                     iso(at),
+                    micros(at),
                     f"/{'filled' if kind is Closing.FILLED else 'cancel'}",
                 ),
             )
@@ -827,17 +846,21 @@ class Ledger:
         gpu: str | None = None,
         deal: Deal | None = None,
         chat: tuple[str | None, str] | None = None,
-    ) -> tuple[list[Advert], list[Withdrawal]]:
-        """Advertisements and withdrawals up to `until` (inclusive), oldest first.
+        keep_posts: bool = True,
+    ) -> tuple[list[Advert], list[Withdrawal], Codes]:
+        """Advertisements and withdrawals up to `until` (inclusive), and what their codes mean.
 
-        `chat` is (platform or None, chat id): the advertisements of one group. Withdrawals are
+        The advertisements come as the ledger's compact rows, in `Advert`'s field order with
+        codes for party, group, lot and price (`Codes` maps them), as a year's pulse reads a
+        million: one query, no per-row Python. Without `keep_posts` the group is left out.
+        `chat` is (platform or None, chat id): one group's advertisements. Withdrawals are
         never filtered by chat (a `/cancel` in a private chat ends a listing in a group), nor
         by model when they name none (a reply says it by the post it answers).
         """
-        where, params = ["a.posted_at <= ?"], [iso(until)]
+        where, params = ["a.at_us <= ?"], [micros(until)]
         if since is not None:
-            where.append("a.posted_at >= ?")
-            params.append(iso(since))
+            where.append("a.at_us >= ?")
+            params.append(micros(since))
         for column, value in (("a.gpu", gpu), ("a.deal", deal)):
             if value is not None:
                 where.append(f"{column} = ?")
@@ -848,14 +871,16 @@ class Ledger:
             if chat[0] is not None:
                 where.append("a.platform = ?")
                 params.append(chat[0])
+        # Lean readers need no group (it only tells a repost from a cross-post).
+        venue = "a.venue" if keep_posts else "NULL"
         sql = (
-            "SELECT a.id, a.message, a.posted_at, a.platform, a.poster_id, a.chat_id, a.side,"
-            " a.deal, a.gpu, a.variant, a.gpus, a.location, a.unit_amount, a.unit_currency,"
+            f"SELECT a.id, a.message, a.at_us, a.party, {venue}, a.lot, a.variant, a.quote,"
             f" a.offer FROM adverts a WHERE {' AND '.join(where)}"
-            " ORDER BY a.posted_at, a.message, a.id"
+            " ORDER BY a.at_us, a.message, a.id"  # the engine's order; free from the index
         )
-        adverts = list(self._adverts(self.conn.execute(sql, params)))
-        return adverts, self._withdrawals(until=until, since=since, gpu=gpu)
+        with gc_paused():
+            adverts = self.conn.execute(sql, params).fetchall()
+        return adverts, self._withdrawals(until=until, since=since, gpu=gpu), self._codebook()
 
     def listings(
         self,
@@ -866,12 +891,21 @@ class Ledger:
         gpu: str | None = None,
         deal: Deal | None = None,
         chat: tuple[str | None, str] | None = None,
+        keep_posts: bool = False,
     ) -> Listings:
-        """The listings read from the ledger up to `until` (see `market.listings`)."""
-        adverts, withdrawals = self.listing_facts(
-            until=until, since=since, gpu=gpu, deal=deal, chat=chat
+        """The listings read from the ledger up to `until` (see `market.listings`); with
+        `keep_posts`, every post of each listing and its role (`explain`)."""
+        adverts, withdrawals, codes = self.listing_facts(
+            until=until, since=since, gpu=gpu, deal=deal, chat=chat, keep_posts=keep_posts
         )
-        return build_listings(adverts, withdrawals, lifetime=lifetime)
+        return build_listings(
+            adverts,
+            withdrawals,
+            lifetime=lifetime,
+            codes=codes,
+            keep_posts=keep_posts,
+            in_order=True,
+        )
 
     def listing_posts(
         self, *, adverts: Sequence[int] = (), withdrawals: Sequence[int] = ()
@@ -925,81 +959,51 @@ class Ledger:
                     )
         return found
 
-    def _adverts(self, rows: Iterator[Sequence[Any]]) -> Iterator[Advert]:
-        """Rows as advertisements, prices in the desk's currency. Hot: a million rows make a
-        year's pulse, so enum and price conversions are looked up, not recomputed."""
+    def _codebook(self) -> Codes:
+        """What advertisement rows' codes stand for; prices in the desk's currency."""
+        parties = {
+            row[0]: (row[1], row[2])
+            for row in self.conn.execute("SELECT id, platform, poster_id FROM parties")
+        }
+        lots = {
+            row[0]: Lot(Side(row[1]), Deal(row[2]), row[3], row[4], row[5])
+            for row in self.conn.execute("SELECT id, side, deal, gpu, gpus, location FROM lots")
+        }
         valuation = self.valuation
-        prices: dict[tuple[str, str], Decimal] = {}
-        sides = {side.value: side for side in Side}
-        deals = {deal.value: deal for deal in Deal}
-        parse_time = datetime.fromisoformat
-        make = Advert._make
-        for (
-            advert_id,
-            message,
-            posted_at,
-            platform,
-            poster_id,
-            chat_id,
-            side,
-            deal,
-            gpu,
-            variant,
-            gpus,
-            place,
-            amount,
-            currency,
-            offer,
-        ) in rows:
-            price = None
-            if amount is not None:
-                price = prices.get((amount, currency))
-                if price is None:
-                    price = prices[(amount, currency)] = convert(
-                        Decimal(amount), Currency(currency), valuation.currency, valuation.usd_cny
-                    )
-            yield make(
-                (
-                    advert_id,
-                    message,
-                    parse_time(posted_at),
-                    (platform, poster_id),
-                    (platform, chat_id),
-                    sides[side],
-                    deals[deal],
-                    gpu,
-                    variant,
-                    gpus,
-                    place,
-                    price,
-                    offer,
-                )
+        prices: dict[int, Decimal | None] = {}
+        for quote, key in self.conn.execute("SELECT id, key FROM quotes"):
+            amount, _, currency = key.partition(" ")
+            prices[quote] = convert(
+                Decimal(amount), Currency(currency), valuation.currency, valuation.usd_cny
             )
+        return Codes(parties=parties, lots=lots, prices=prices)
 
     def _withdrawals(
         self, *, until: datetime, since: datetime | None, gpu: str | None
     ) -> list[Withdrawal]:
-        where, params = ["w.at <= ?"], [iso(until)]
+        where, params = ["w.at_us <= ?"], [micros(until)]
         if since is not None:
-            where.append("w.at >= ?")
-            params.append(iso(since))
+            where.append("w.at_us >= ?")
+            params.append(micros(since))
         if gpu is not None:
             where.append("(w.gpu = ? OR w.gpu IS NULL)")
             params.append(gpu)
         rows = self.conn.execute(
-            "SELECT w.id, w.message, w.at, w.platform, w.poster_id, w.chat_id, w.kind, r.id,"
-            " w.gpu, w.deal, w.side, w.location, w.gpus, w.offer FROM withdrawals w"
+            "SELECT w.id, w.message, w.at_us, w.platform, w.poster_id, w.chat_id, w.kind, r.id,"
+            " w.gpu, w.deal, w.side, w.location, w.gpus, w.offer, p.id FROM withdrawals w"
             " LEFT JOIN messages r ON r.platform = w.platform AND r.chat_id = w.chat_id"
             " AND r.message_id = w.reply_to_id"
-            f" WHERE {' AND '.join(where)} ORDER BY w.at, w.id",
+            " LEFT JOIN parties p ON p.platform = w.platform AND p.poster_id = w.poster_id"
+            f" WHERE {' AND '.join(where)} ORDER BY w.at_us, w.id",
             params,
         ).fetchall()
         return [
             Withdrawal(
                 id=row[0],
                 message=row[1],
-                at=from_iso(row[2]),
-                party=(row[3], row[4]),
+                at=row[2],
+                # as advertisements name it: by code (a poster with none closes nothing)
+                party=(row[3], row[4]) if row[14] is None else row[14],
                 chat=(row[3], row[5]),
                 kind=Closing(row[6]),
                 reply_to=row[7],
@@ -1042,7 +1046,8 @@ class Ledger:
             for reply in replies:
                 cursor = self.conn.execute(
                     "INSERT INTO outbox (message, platform, chat_id, text, reply_to_id, private,"
-                    " mention_ids, kind, image, queued_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    " mention_ids, kind, image, queued_at, fallback_chat_id)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         message_row,
                         reply.platform,
@@ -1054,6 +1059,7 @@ class Ledger:
                         reply.kind,
                         reply.image,
                         iso(at),
+                        reply.fallback_chat_id,
                     ),
                 )
                 queued.append(replace(reply, outbox_id=int(cursor.lastrowid or 0)))
@@ -1065,7 +1071,8 @@ class Ledger:
         # message comes back unthreaded.
         rows = self.conn.execute(
             "SELECT o.id, o.chat_id, o.text, CASE WHEN m.chat_id IS NULL OR m.chat_id = o.chat_id"
-            " THEN o.reply_to_id END, o.private, o.mention_ids, o.kind, o.image FROM outbox o"
+            " THEN o.reply_to_id END, o.private, o.mention_ids, o.kind, o.image, o.fallback_chat_id"
+            " FROM outbox o"
             " LEFT JOIN messages m ON m.id = o.message WHERE o.platform = ? AND o.status = ?"
             " ORDER BY o.id",
             (platform, OUTBOX_QUEUED),
@@ -1080,10 +1087,20 @@ class Ledger:
                 mention_ids=tuple(json.loads(row[5])),
                 kind=row[6],
                 image=row[7],
+                fallback_chat_id=row[8],
                 outbox_id=row[0],
             )
             for row in rows
         ]
+
+    def begin_reply(self, outbox_id: int, *, at: datetime) -> None:
+        """Mark a reply as being sent, for replies that must go at most once (watch alerts):
+        one caught here by a crash is never sent again, where a queued one would be."""
+        with self.transaction():
+            self.conn.execute(
+                "UPDATE outbox SET status = ?, finished_at = ? WHERE id = ? AND status = ?",
+                (OUTBOX_SENDING, iso(at), outbox_id, OUTBOX_QUEUED),
+            )
 
     def finish_reply(
         self, outbox_id: int, *, at: datetime, status: str = "sent", note: str | None = None
@@ -1101,9 +1118,338 @@ class Ledger:
     def outbox_counts(self) -> dict[str, int]:
         """How many replies are queued, sent and failed."""
         rows = self.conn.execute("SELECT status, count(*) FROM outbox GROUP BY status")
-        counts = dict.fromkeys((OUTBOX_QUEUED, OUTBOX_SENT, OUTBOX_FAILED), 0)
+        counts = dict.fromkeys((OUTBOX_QUEUED, OUTBOX_SENDING, OUTBOX_SENT, OUTBOX_FAILED), 0)
         counts.update({status: int(n) for status, n in rows.fetchall()})
         return counts
+
+    # -- watches (issue 10): members' standing orders, and the alerts they raised -------------
+    # New offers are checked against the running watches in memory (a `WatchBook`, loaded on
+    # first use). Our own writes update it in place; `watch_meta.token` (changed by triggers on
+    # every write to `watches` but a reminder's) tells when someone else wrote, or ours was
+    # rolled back, and the book is loaded again. An alert row is written before its message
+    # goes out, and (watch, offer) is unique, so an offer reaches a watch at most once,
+    # whatever crashes after.
+
+    _book: WatchBook[WatchRecord] | None = None
+    _book_token: bytes | None = None
+
+    def add_watch(
+        self,
+        watch: Watch,
+        *,
+        name: str,
+        chat_id: str,
+        in_group: bool,
+        lang: str,
+        stated: str,
+        created_at: datetime,
+        expires_at: datetime,
+        most: int,
+    ) -> int | None:
+        """Store a watch of `watch.owner`; None when they already have `most` active ones
+        (counted and written in one transaction, so two at once cannot pass the limit)."""
+        if watch.owner is None:
+            raise ValueError("a watch needs its owner (platform, user id) to be stored")
+        platform, user_id = watch.owner
+        with self.transaction():
+            if self.count_watches(platform, user_id, now=created_at) >= most:
+                return None
+            before = self._watch_token()
+            cursor = self.conn.execute(
+                "INSERT INTO watches (platform, user_id, user_name, chat_id, in_group, lang, gpu,"
+                " variant, memory_gb, side, deal, place, currency, price_limit, min_gpus,"
+                " scope_platform, scope_chat, delivery, stated, created_at, expires_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    platform,
+                    user_id,
+                    name,
+                    chat_id,
+                    int(in_group),
+                    lang,
+                    watch.gpu,
+                    watch.variant,
+                    watch.memory_gb,
+                    watch.side.value,
+                    None if watch.deal is None else watch.deal.value,
+                    watch.place,
+                    watch.currency.value,
+                    None if watch.limit is None else str(watch.limit),
+                    watch.min_gpus,
+                    watch.scope[0] if watch.scope else None,
+                    watch.scope[1] if watch.scope else None,
+                    watch.delivery.value,
+                    stated,
+                    iso(created_at),
+                    iso(expires_at),
+                ),
+            )
+            watch_id = int(cursor.lastrowid or 0)
+            record = self.watch_record(watch_id)
+            assert record is not None
+            self._keep_book(before, lambda book: book.add(record.watch, expires_at, record))
+        return watch_id
+
+    def count_watches(self, platform: str, user_id: str, *, now: datetime) -> int:
+        """The member's watches still running at `now`."""
+        row = self.conn.execute(
+            "SELECT count(*) FROM watches WHERE platform = ? AND user_id = ? AND status = ?"
+            " AND expires_at > ?",
+            (platform, user_id, WATCH_ACTIVE, iso(now)),
+        ).fetchone()
+        return int(row[0])
+
+    def watch_record(self, watch_id: int) -> WatchRecord | None:
+        rows = self._watches(f"SELECT {_WATCH_COLUMNS} FROM watches w WHERE w.id = ?", (watch_id,))
+        return rows[0] if rows else None
+
+    def member_watches(self, platform: str, user_id: str, *, now: datetime) -> list[WatchRecord]:
+        """The member's running watches, oldest first, with their hits so far."""
+        return self._watches(
+            f"SELECT {_WATCH_COLUMNS}, (SELECT count(*) FROM alerts a WHERE a.watch = w.id),"
+            " (SELECT a.offer FROM alerts a WHERE a.watch = w.id ORDER BY a.id DESC LIMIT 1)"
+            " FROM watches w WHERE w.platform = ? AND w.user_id = ? AND w.status = ?"
+            " AND w.expires_at > ? ORDER BY w.id",
+            (platform, user_id, WATCH_ACTIVE, iso(now)),
+        )
+
+    def end_watch(self, watch_id: int, *, at: datetime, status: str = "cancelled") -> None:
+        if status not in (WATCH_CANCELLED, WATCH_EXPIRED):
+            raise ValueError(f"a watch ends {WATCH_CANCELLED} or {WATCH_EXPIRED}, not {status!r}")
+        with self.transaction():
+            before = self._watch_token()
+            self.conn.execute(
+                "UPDATE watches SET status = ?, ended_at = ? WHERE id = ? AND status = ?",
+                (status, iso(at), watch_id, WATCH_ACTIVE),
+            )
+            self._keep_book(before, lambda book: book.discard(watch_id))
+
+    def renew_watch(self, watch_id: int, *, expires_at: datetime) -> None:
+        """Run the watch until `expires_at`, with a fresh reminder before."""
+        with self.transaction():
+            before = self._watch_token()
+            self.conn.execute(
+                "UPDATE watches SET expires_at = ?, reminded_at = NULL WHERE id = ?",
+                (iso(expires_at), watch_id),
+            )
+            record = self.watch_record(watch_id)
+            if record is not None and record.status == WATCH_ACTIVE:
+                self._keep_book(before, lambda book: book.add(record.watch, expires_at, record))
+
+    def watches_for(self, posted: PostedOffer, *, now: datetime) -> list[WatchRecord]:
+        """The running watches that `posted` meets, by watch id (see `WatchBook`)."""
+        return self._watch_book(now).meeting(posted, now)
+
+    def alerted_watches(self, message_row: int) -> set[int]:
+        """The watches already told of an offer in this message (an edit re-reads its offers)."""
+        rows = self.conn.execute("SELECT watch FROM alerts WHERE message = ?", (message_row,))
+        return {int(row[0]) for row in rows.fetchall()}
+
+    def direct_alerts_since(self, platform: str, user_id: str, since: datetime) -> int:
+        """How many alerts went to the member one by one after `since` (the hourly cap)."""
+        row = self.conn.execute(
+            "SELECT count(*) FROM alerts WHERE platform = ? AND user_id = ? AND via = ?"
+            " AND created_at > ?",
+            (platform, user_id, ALERT_DIRECT, iso(since)),
+        ).fetchone()
+        return int(row[0])
+
+    def add_alert(
+        self,
+        *,
+        watch_id: int,
+        offer_id: int,
+        message_row: int | None,
+        member: tuple[str, str],
+        via: str,
+        status: str,
+        at: datetime,
+        due_at: datetime | None = None,
+    ) -> int | None:
+        """Record that `offer_id` met `watch_id` (before anyone is told); None when it was
+        recorded before, so the member is not told twice."""
+        with self.transaction():
+            cursor = self.conn.execute(
+                "INSERT INTO alerts (watch, offer, message, platform, user_id, via, status,"
+                " created_at, due_at, finished_at) VALUES (?,?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT DO NOTHING",
+                (
+                    watch_id,
+                    offer_id,
+                    message_row,
+                    *member,
+                    via,
+                    status,
+                    iso(at),
+                    None if due_at is None else iso(due_at),
+                    iso(at) if status == ALERT_SENT else None,
+                ),
+            )
+        return int(cursor.lastrowid or 0) if cursor.rowcount == 1 else None
+
+    def claim_due_alerts(self, *, now: datetime, platforms: Sequence[str]) -> list[AlertRecord]:
+        """Take the queued alerts due by `now` on `platforms` (status `claimed`, before they are
+        sent: a crash after this never sends them again), oldest first."""
+        marks = ", ".join("?" for _ in platforms)
+        with self.transaction():
+            rows = self.conn.execute(
+                "SELECT id, watch, offer, via, created_at FROM alerts WHERE status = ?"
+                f" AND due_at <= ? AND platform IN ({marks}) ORDER BY id",
+                (ALERT_QUEUED, iso(now), *platforms),
+            ).fetchall()
+            ids = [row[0] for row in rows]
+            self.conn.executemany(
+                "UPDATE alerts SET status = ?, claimed_at = ? WHERE id = ?",
+                [(ALERT_CLAIMED, iso(now), alert_id) for alert_id in ids],
+            )
+        watches = {
+            record.id: record
+            for record in self._watches(
+                f"SELECT {_WATCH_COLUMNS} FROM watches w WHERE w.id IN"
+                " (SELECT watch FROM alerts WHERE status = ? AND claimed_at = ?)",
+                (ALERT_CLAIMED, iso(now)),
+            )
+        }
+        offers = {
+            record.id: record
+            for record in self._offers(
+                f"SELECT {_OFFER_COLUMNS} FROM {_OFFER_FROM} WHERE o.id IN"
+                " (SELECT offer FROM alerts WHERE status = ? AND claimed_at = ?)",
+                (ALERT_CLAIMED, iso(now)),
+            )
+        }
+        return [
+            AlertRecord(
+                id=alert_id,
+                watch=watches[watch_id],
+                offer=None if offer_id is None else offers.get(offer_id),
+                via=via,
+                created_at=from_iso(created_at),
+            )
+            for alert_id, watch_id, offer_id, via, created_at in rows
+        ]
+
+    def finish_alerts(self, alert_ids: Sequence[int], *, status: str, at: datetime) -> None:
+        """Claimed alerts are `sent`, `dropped` (their offer closed meanwhile) or `failed`."""
+        if status not in (ALERT_SENT, ALERT_DROPPED, ALERT_FAILED):
+            raise ValueError(f"alert status {status!r}")
+        with self.transaction():
+            self.conn.executemany(
+                "UPDATE alerts SET status = ?, finished_at = ? WHERE id = ?",
+                [(status, iso(at), alert_id) for alert_id in alert_ids],
+            )
+
+    def expire_watches(self, *, now: datetime) -> int:
+        """End the watches whose time is up; how many there were."""
+        with self.transaction():
+            before = self._watch_token()
+            ended = [
+                row[0]
+                for row in self.conn.execute(
+                    "SELECT id FROM watches WHERE status = ? AND expires_at <= ?",
+                    (WATCH_ACTIVE, iso(now)),
+                )
+            ]
+            if not ended:
+                return 0
+            self.conn.execute(
+                "UPDATE watches SET status = ?, ended_at = expires_at"
+                " WHERE status = ? AND expires_at <= ?",
+                (WATCH_EXPIRED, WATCH_ACTIVE, iso(now)),
+            )
+
+            def drop(book: WatchBook[WatchRecord]) -> None:
+                for watch_id in ended:
+                    book.discard(watch_id)
+
+            self._keep_book(before, drop)
+        return len(ended)
+
+    def claim_reminders(
+        self, *, now: datetime, before: timedelta, platforms: Sequence[str]
+    ) -> list[WatchRecord]:
+        """Running watches on `platforms` that end within `before` and were not reminded,
+        marked reminded before the reminder goes out (so it goes at most once). A watch that
+        never ran longer than `before` is marked but not returned: it needs no reminder."""
+        marks = ", ".join("?" for _ in platforms)
+        with self.transaction():
+            records = self._watches(
+                f"SELECT {_WATCH_COLUMNS} FROM watches w WHERE w.status = ?"
+                " AND w.reminded_at IS NULL AND w.expires_at > ? AND w.expires_at <= ?"
+                f" AND w.platform IN ({marks}) ORDER BY w.id",
+                (WATCH_ACTIVE, iso(now), iso(now + before), *platforms),
+            )
+            self.conn.executemany(
+                "UPDATE watches SET reminded_at = ? WHERE id = ?",
+                [(iso(now), record.id) for record in records],
+            )
+        return [r for r in records if r.expires_at - r.created_at > before]
+
+    def _watch_token(self) -> bytes:
+        return bytes(self.conn.execute("SELECT token FROM watch_meta").fetchone()[0])
+
+    def _watch_book(self, now: datetime) -> WatchBook[WatchRecord]:
+        """The running watches in memory, loaded again when the ledger's changed under it."""
+        token = self._watch_token()
+        if self._book is None or token != self._book_token:
+            book: WatchBook[WatchRecord] = WatchBook()
+            for record in self._watches(
+                f"SELECT {_BOOK_COLUMNS} FROM watches w WHERE w.status = ? AND w.expires_at > ?",
+                (WATCH_ACTIVE, iso(now)),
+            ):
+                book.add(record.watch, record.expires_at, record)
+            self._book, self._book_token = book, token
+        return self._book
+
+    def _keep_book(self, before: bytes, change: Callable[[WatchBook[WatchRecord]], None]) -> None:
+        """After our own write (in its transaction): apply it to the book in memory if the
+        book was current before it, else let it be loaded again on next use."""
+        if self._book is not None and before == self._book_token:
+            change(self._book)
+            self._book_token = self._watch_token()
+        else:
+            self._book = None
+
+    def _watches(self, sql: str, params: Sequence[Any]) -> list[WatchRecord]:
+        return [self._watch_record(row) for row in self.conn.execute(sql, params)]
+
+    def _watch_record(self, row: Sequence[Any]) -> WatchRecord:
+        currency = Currency(row[13])
+        limit = None if row[14] is None else Decimal(row[14])
+        if limit is not None and currency is not self.valuation.currency:
+            # Set when the desk counted in the other currency: compare at today's rate.
+            limit = convert(limit, currency, self.valuation.currency, self.valuation.usd_cny)
+        # Interned: the book holds every running watch, and most of these repeat across them.
+        share = _share
+        watch = Watch(
+            gpu=share(row[7]),
+            side=Side(row[10]),
+            deal=Deal(row[11]) if row[11] else None,
+            variant=share(row[8]),
+            memory_gb=row[9],
+            limit=limit,
+            currency=self.valuation.currency,
+            place=share(row[12]),
+            min_gpus=row[15],
+            scope=(share(row[16]), share(row[17])) if row[17] is not None else None,
+            delivery=Delivery(row[18]),
+            id=row[0],
+            owner=(share(row[1]), share(row[2])),
+        )
+        return WatchRecord(
+            watch=watch,
+            name=share(row[3]) or "",
+            chat_id=share(row[4]),
+            in_group=bool(row[5]),
+            lang=share(row[6]),
+            stated=row[19],
+            created_at=from_iso(row[20]),
+            expires_at=from_iso(row[21]),
+            reminded_at=None if row[22] is None else from_iso(row[22]),
+            status=share(row[23]),
+            hits=int(row[24]) if len(row) > 24 else 0,
+            last_hit=row[25] if len(row) > 25 else None,
+        )
 
 
 def _filters(
@@ -1162,3 +1508,70 @@ class ListingPost:
 # -- outbox (issue 9) ----------------------------------------------------------------------------
 
 OUTBOX_QUEUED, OUTBOX_SENT, OUTBOX_FAILED = "queued", "sent", "failed"
+OUTBOX_SENDING = "sending"  # at-most-once replies between their send and its mark
+
+
+# -- watches (issue 10) ----------------------------------------------------------------------------
+
+WATCH_ACTIVE, WATCH_CANCELLED, WATCH_EXPIRED = "active", "cancelled", "expired"
+ALERT_DIRECT, ALERT_DIGEST, ALERT_OVERFLOW = "direct", "digest", "overflow"
+ALERT_QUEUED, ALERT_CLAIMED, ALERT_SENT = "queued", "claimed", "sent"
+ALERT_DROPPED, ALERT_FAILED = "dropped", "failed"
+
+
+@overload
+def _share(text: str) -> str: ...
+@overload
+def _share(text: None) -> None: ...
+def _share(text: str | None) -> str | None:
+    """One copy of a repeated text (a GPU, a chat id, a member) for the book in memory."""
+    return None if text is None else sys.intern(text)
+
+
+_WATCH_COLUMNS = (
+    "w.id, w.platform, w.user_id, w.user_name, w.chat_id, w.in_group, w.lang, w.gpu, w.variant,"
+    " w.memory_gb, w.side, w.deal, w.place, w.currency, w.price_limit, w.min_gpus,"
+    " w.scope_platform, w.scope_chat, w.delivery, w.stated, w.created_at, w.expires_at,"
+    " w.reminded_at, w.status"
+)
+# The book needs no copy of the member's own words.
+_BOOK_COLUMNS = _WATCH_COLUMNS.replace("w.stated", "''")
+
+
+@dataclass(frozen=True, slots=True)
+class WatchRecord:
+    """A stored watch: the watch itself (with its id and owner), who set it where, its time
+    and, from `member_watches`, what it has found so far."""
+
+    watch: Watch
+    name: str  # the member's name when they set it
+    chat_id: str  # where they set it: a group (alerts fall back to a mention there) or a DM
+    in_group: bool
+    lang: str
+    stated: str  # their own words
+    created_at: datetime
+    expires_at: datetime
+    reminded_at: datetime | None
+    status: str
+    hits: int = 0
+    last_hit: int | None = None  # the offer of the latest alert, if it is still in the book
+
+    @property
+    def id(self) -> int:
+        return self.watch.id
+
+    @property
+    def member(self) -> tuple[str, str]:
+        assert self.watch.owner is not None  # every stored watch has one
+        return self.watch.owner
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    """A queued alert taken for a digest: its watch, and its offer (None if it was dropped)."""
+
+    id: int
+    watch: WatchRecord
+    offer: OfferRecord | None
+    via: str
+    created_at: datetime

@@ -307,3 +307,192 @@ def m_outbox(db: Database) -> None:
     )
     db.execute("CREATE INDEX outbox_queued ON outbox (platform, id) WHERE status = 'queued'")
     db.execute("CREATE INDEX outbox_message ON outbox (message)")
+
+
+@MIGRATIONS(name="m_watches")
+def m_watches(db: Database) -> None:
+    """Watches, members' standing orders, and the alerts they raised (issue 10).
+
+    A watch's price limit is exact text (`price_limit`, per GPU-hour for rent or per GPU for
+    sale, in `currency`). The desk matches new offers against the running watches held in
+    memory (`WatchBook`); `watch_meta.token` changes with every write that matters to it (the
+    triggers below), so a ledger sees when another process changed the watches and reloads.
+    An alert row is written before its message goes out: (watch, offer) is unique, so no offer
+    is announced to a watch twice, whatever crashes after.
+    """
+    db.execute(
+        "CREATE TABLE watches ("
+        " id INTEGER PRIMARY KEY,"
+        " platform TEXT NOT NULL, user_id TEXT NOT NULL, user_name TEXT,"  # the member
+        " chat_id TEXT NOT NULL, in_group INTEGER NOT NULL,"  # where it was set
+        " lang TEXT NOT NULL,"  # the language to tell them in
+        " gpu TEXT NOT NULL, variant TEXT, memory_gb INTEGER,"
+        " side TEXT NOT NULL,"  # the side of the offers it looks for
+        " deal TEXT, place TEXT,"  # NULL: any
+        " currency TEXT NOT NULL, price_limit TEXT,"
+        " min_gpus INTEGER, scope_platform TEXT, scope_chat TEXT,"
+        " delivery TEXT NOT NULL DEFAULT 'each',"  # each, hourly, daily
+        " stated TEXT NOT NULL,"  # the member's own words
+        " created_at TEXT NOT NULL, expires_at TEXT NOT NULL,"  # ISO 8601, UTC
+        " reminded_at TEXT, ended_at TEXT,"
+        " status TEXT NOT NULL DEFAULT 'active')"  # active, cancelled, expired
+    )
+    db.execute("CREATE INDEX watches_member ON watches (platform, user_id, status, expires_at)")
+    db.execute("CREATE INDEX watches_expiry ON watches (status, expires_at)")
+    db.execute(
+        "CREATE TABLE watch_meta (id INTEGER PRIMARY KEY CHECK (id = 1), token BLOB NOT NULL)"
+    )
+    db.execute("INSERT INTO watch_meta (id, token) VALUES (1, randomblob(8))")
+    # Every column but the reminder's bookkeeping (`reminded_at`, `ended_at`) matters.
+    matters = (
+        "platform, user_id, user_name, chat_id, in_group, lang, gpu, variant, memory_gb, side,"
+        " deal, place, currency, price_limit, min_gpus, scope_platform, scope_chat, delivery,"
+        " stated, created_at, expires_at, status"
+    )
+    for name, event in (
+        ("watches_added", "INSERT"),
+        ("watches_removed", "DELETE"),
+        ("watches_changed", f"UPDATE OF {matters}"),
+    ):
+        db.execute(
+            f"CREATE TRIGGER {name} AFTER {event} ON watches"
+            " BEGIN UPDATE watch_meta SET token = randomblob(8); END"
+        )
+    db.execute(
+        "CREATE TABLE alerts ("
+        " id INTEGER PRIMARY KEY,"
+        " watch INTEGER NOT NULL REFERENCES watches(id) ON DELETE CASCADE,"
+        # An edited post drops its offers: the alert stays (offer NULL), still tied to the post.
+        " offer INTEGER REFERENCES offers(id) ON DELETE SET NULL,"
+        " message INTEGER REFERENCES messages(id) ON DELETE CASCADE,"
+        " platform TEXT NOT NULL, user_id TEXT NOT NULL,"  # the member told
+        " via TEXT NOT NULL,"  # direct, digest, overflow (past the hourly cap)
+        " status TEXT NOT NULL,"  # queued, claimed, sent, dropped, failed
+        " created_at TEXT NOT NULL, due_at TEXT, claimed_at TEXT, finished_at TEXT,"
+        " UNIQUE (watch, offer))"
+    )
+    db.execute("CREATE INDEX alerts_member ON alerts (platform, user_id, via, created_at)")
+    db.execute("CREATE INDEX alerts_due ON alerts (status, due_at)")
+    db.execute("CREATE INDEX alerts_message ON alerts (message, watch)")
+
+
+@MIGRATIONS(name="m_listing_codes")
+def m_listing_codes(db: Database) -> None:
+    """Advertisements read fast: integer time and codes (issue 11, after `m004_listings`).
+
+    A year's pulse reads a million advertisements, and integers cost a fraction of text to
+    read. Each advertisement gets its time as microseconds since the epoch (`at_us`) and small
+    integer codes for its party, its group, its lot and its unit price (`parties`, `venues`,
+    `lots`, `quotes`), and an index holds what the pulse reads, narrow and in time order.
+    Withdrawals get `at_us` too. Rows already there are coded here.
+    """
+    db.execute(
+        "CREATE TABLE parties (id INTEGER PRIMARY KEY, platform TEXT NOT NULL,"
+        " poster_id TEXT NOT NULL, UNIQUE (platform, poster_id))"
+    )
+    db.execute(
+        "CREATE TABLE venues (id INTEGER PRIMARY KEY, platform TEXT NOT NULL,"
+        " chat_id TEXT NOT NULL, UNIQUE (platform, chat_id))"
+    )
+    db.execute(
+        "CREATE TABLE lots (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE,"  # see lot_key
+        " side TEXT NOT NULL, deal TEXT NOT NULL, gpu TEXT NOT NULL, gpus INTEGER,"
+        " location TEXT)"
+    )
+    db.execute(  # a unit price in its own currency: "12.84246575342465753424657534 CNY"
+        "CREATE TABLE quotes (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE)"
+    )
+    for column in ("at_us", "party", "venue", "lot", "quote"):
+        db.execute(f"ALTER TABLE adverts ADD COLUMN {column} INTEGER")
+    db.execute("ALTER TABLE withdrawals ADD COLUMN at_us INTEGER")
+    code_listing_facts(db)
+    db.execute("DROP INDEX IF EXISTS idx_adverts_gpu_deal_posted_at")
+    db.execute("DROP INDEX IF EXISTS idx_adverts_posted_at")
+    db.execute("DROP INDEX IF EXISTS idx_withdrawals_at")
+    db["adverts"].create_index(["gpu", "deal", "at_us"])
+    # What the pulse reads, narrow and in time order: a year's scan never touches the wide rows.
+    db["adverts"].create_index(
+        ["at_us", "message", "id", "party", "venue", "lot", "variant", "quote", "offer"],
+        index_name="adverts_in_time",
+    )
+    db["withdrawals"].create_index(["at_us"])
+
+
+def code_listing_facts(db: Database) -> None:
+    """Give the advertisements and withdrawals that have none their time and codes."""
+    columns = (
+        "id", "platform", "chat_id", "poster_id", "posted_at", "side", "deal", "gpu", "gpus",
+        "location", "unit_amount", "unit_currency",
+    )  # fmt: skip
+    rows = db.execute(f"SELECT {', '.join(columns)} FROM adverts WHERE at_us IS NULL").fetchall()
+    for row in rows:
+        record = dict(zip(columns, row, strict=True))
+        codes = listing_codes(db, record)
+        db.execute(
+            "UPDATE adverts SET at_us = ?, party = ?, venue = ?, lot = ?, quote = ? WHERE id = ?",
+            (_micros(record["posted_at"]), codes["party"], codes["venue"], codes["lot"],
+             codes["quote"], record["id"]),
+        )  # fmt: skip
+    rows = db.execute("SELECT id, at FROM withdrawals WHERE at_us IS NULL").fetchall()
+    for withdrawal, at in rows:
+        db.execute("UPDATE withdrawals SET at_us = ? WHERE id = ?", (_micros(at), withdrawal))
+
+
+def lot_key(side: str, deal: str, gpu: str, gpus: int | None, location: str | None) -> str:
+    """The text that makes a lot unique (NULLs would not: SQL never finds two NULLs equal)."""
+    return f"{side}|{deal}|{gpu}|{'' if gpus is None else gpus}|{location or ''}"
+
+
+def code(
+    db: Database, table: str, values: dict[str, object], cache: dict[object, int] | None = None
+) -> int:
+    """The row id of `values` in a code table (`parties`, `venues`, `lots`), added if new.
+
+    Codes never change once given, so a `cache` (one per open ledger) may keep them."""
+    unique = ("key",) if table in ("lots", "quotes") else tuple(values)[:2]
+    wanted = (table, *(values[name] for name in unique))
+    if cache is not None and wanted in cache:
+        return cache[wanted]
+    columns = ", ".join(values)
+    marks = ", ".join("?" for _ in values)
+    db.execute(
+        f"INSERT INTO {table} ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING",
+        tuple(values.values()),
+    )
+    where = " AND ".join(f"{name} = ?" for name in unique)
+    row = db.execute(f"SELECT id FROM {table} WHERE {where}", wanted[1:]).fetchone()
+    if cache is not None:
+        cache[wanted] = int(row[0])
+    return int(row[0])
+
+
+def listing_codes(
+    db: Database, record: dict[str, object], cache: dict[object, int] | None = None
+) -> dict[str, int]:
+    """The party, venue, lot and quote codes of an advertisement given as adverts columns."""
+    lot = {name: record[name] for name in ("side", "deal", "gpu", "gpus", "location")}
+    platform = record["platform"]
+    amount = record["unit_amount"]
+    quote = f"{amount} {record['unit_currency']}"
+    return {
+        "quote": None if amount is None else code(db, "quotes", {"key": quote}, cache),
+        "party": code(
+            db, "parties", {"platform": platform, "poster_id": record["poster_id"]}, cache
+        ),
+        "venue": code(db, "venues", {"platform": platform, "chat_id": record["chat_id"]}, cache),
+        "lot": code(db, "lots", {"key": lot_key(**lot), **lot}, cache),  # type: ignore[arg-type]
+    }
+
+
+def _micros(text: str) -> int:
+    from datetime import UTC, datetime, timedelta
+
+    return (datetime.fromisoformat(text) - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(
+        microseconds=1
+    )
+
+
+@MIGRATIONS(name="m_outbox_fallback")
+def m_outbox_fallback(db: Database) -> None:
+    """A queued alert keeps the group to mention its member in when a direct message fails."""
+    db["outbox"].add_column("fallback_chat_id", str)  # type: ignore[union-attr]
