@@ -187,9 +187,11 @@ def main() -> None:
 
 def _register() -> None:
     """The commands that live in their own modules, added to the group in one place."""
+    from gpudesk.bot.data_cli import browse_command, export_command, import_command
     from gpudesk.bot.digest_cli import digest
+    from gpudesk.bot.explain_cli import explain
 
-    for command in (digest,):
+    for command in (digest, explain, import_command, export_command, browse_command):
         cli.add_command(command)
 
 

@@ -92,7 +92,7 @@ class Read:
 
     message: ChatMessage
     line: int
-    offset: int  # progress mark: how far into the file this record ends (bytes or characters)
+    offset: int  # progress mark: about how many bytes of the file lie before its end
 
 
 @dataclass(frozen=True, slots=True)

@@ -258,7 +258,7 @@ class Listing:
         self.closed_by: Withdrawal | None = None
         self.chats = {chat}  # where its party posted it
         self.price_key = price
-        self.price = None if price is None else codes.prices[price]
+        self.price = None if price is None else codes.prices[price]  # latest (keep_posts)
         self.variant = variant
         # Its own advertisements in time order, for "the price in force" at any moment.
         self.own_times = [at]

@@ -416,9 +416,10 @@ _PRICE_UNITS = (
     r"(?:\s*" + _EACH + r"|)|\s*+" + _EACH + r")"
 )
 # Counters come before the distractors (they are the common case); each one refuses what a
-# distractor claims: 卡时 is card-hours, "8卡起" a minimum order, "64G内存" RAM.
+# distractor claims: 卡时 is card-hours, "8卡起" a minimum order, "64G内存" RAM. The lookahead
+# holds the first characters of all of them.
 _COUNTERS = (
-    r"\s*+(?:"
+    r"\s*+(?=[gcnx卡张片颗p台节套sbmh\-×*ailr现])(?:"
     r"(?P<each>(?:gpus?|cards?|npus?|卡|x)\s*(?:each|apiece|/\s*(?:node|server|box|台|机)"
     r"|per\s+(?:node|server|box|machine)|每台))"
     r"|(?P<card>卡)(?!时|小时)(?!\s*起(?!价|租\s*\d|租期))(?:(?P<cardbox>\s*(?:整机|服务器|机器"
@@ -434,9 +435,11 @@ _COUNTERS = (
     r")"
 )
 # Dates, durations, times, percentages, power, network speeds, disks, RAM, CPU models, minimum
-# orders ("8卡起") and voucher card-hours are neither counts nor prices.
+# orders ("8卡起") and voucher card-hours are neither counts nor prices. The lookahead holds the
+# first characters of all of them.
 _DISTRACTORS = (
-    r"(?P<skip>\s*+(?:个多?月|月(?!租|付)|年(?!租|付)|周|天|日|号|个?小时|点|%|度|核|线程|路|岁"
+    r"(?P<skip>\s*+(?=[a-z个月年周天日号小点%度核线路岁分:\-/.卡张台片起功电内硬系数存])"
+    r"(?:个多?月|月(?!租|付)|年(?!租|付)|周|天|日|号|个?小时|点|%|度|核|线程|路|岁"
     r"|分钟|:\d|[a-z]{1,2}\+|[-/.]\d{1,2}[-/.]\d|-\d{5,}|/\s*(?:度|kwh)"
     r"|-?\s*(?:months?|mos?|mths?|years?|yrs?|weeks?|wks?|days?|hours?|hrs?|mins?|minutes?"
     r"|am|pm)(?![a-z])|t(?:b|bps)?(?![a-z0-9])|[gm]bps|gb/s"
@@ -448,6 +451,7 @@ _DISTRACTORS = (
 _TOKEN = re.compile(
     _VALUE + "(?:" + _PRICE_UNITS + "|" + _COUNTERS + "|" + _DISTRACTORS + "|)", re.ASCII
 )
+_NUM, _MULT, _PLUS, _CUR = (_TOKEN.groupindex[name] for name in ("num", "mult", "plus", "cur"))
 _GLUED_RUN = re.compile(r"[0-9a-z_.]*")  # the rest of a product code such as nf5688
 _PHONE_RUN = re.compile(r"[\d\s-]*")
 _MOBILE_TAIL = re.compile(r"[\s-]?\d{4}[\s-]?\d{4}(?!\d)")  # 139 0000 1234
@@ -579,7 +583,9 @@ def _amount(plain: str, mult: str | None) -> Decimal:
     amounts are worked out in integers, the rest in Decimal."""
     factor = 1 if mult is None else _MULTIPLIERS[mult]
     if len(plain) <= 15:
-        whole, _, fraction = plain.partition(".")
+        whole, dot, fraction = plain.partition(".")
+        if not dot:
+            return Decimal(int(whole) * factor)
         amount, rest = divmod(int(whole + fraction) * factor, 10 ** len(fraction))
         if not rest:
             return Decimal(amount)
@@ -632,13 +638,16 @@ class _Scanner:
     def scan(self) -> list[_Num]:
         numbers: list[_Num] = []
         marked = self.marked
-        pos = 0
-        search = _TOKEN.search
         read = self._read
-        while (token := search(marked, pos)) is not None:
+        # One regex scanner carries on where the last number ended; it is set up again only
+        # when a number asks to go on elsewhere (after a phone number, or inside a product code).
+        search = _TOKEN.scanner(marked).search
+        while (token := search()) is not None:
             num, pos = read(token.start(), token)
             if num is not None:
                 numbers.append(num)
+            if pos != token.end():
+                search = _TOKEN.scanner(marked, pos).search
         low = self.low
         if "台" in low or "张" in low or "卡" in low or "片" in low or "套" in low:
             self._add_chinese_counts(numbers)
@@ -657,10 +666,13 @@ class _Scanner:
         marked = self.marked
         lead, prefix, after_x = start, None, False
         j = start
-        while j and marked[j - 1] == " ":
+        prev = marked[j - 1] if j else "\n"  # the start of the text is like a line break
+        if prev == " ":
             j -= 1
-        if j and marked[j - 1] not in _PLAIN_BEFORE:
-            prev = marked[j - 1]
+            while j and marked[j - 1] == " ":
+                j -= 1
+            prev = marked[j - 1] if j else "\n"
+        if prev not in _PLAIN_BEFORE:
             if prev in _PREFIXES_ENDING:
                 for p in _PREFIXES_ENDING[prev]:
                     if marked.startswith(p, j - len(p)):
@@ -676,15 +688,20 @@ class _Scanner:
                     # part of a product code: NF5688, SYS-821GE
                     return None, _GLUED_RUN.match(marked, start).end()  # type: ignore[union-attr]
 
-        digits, mult, plus, cur = token.group("num", "mult", "plus", "cur")
+        digits, mult, plus, cur = token.group(_NUM, _MULT, _PLUS, _CUR)
         counter = kind in _COUNTER_KINDS
-        if counter and not self.vetoes and mult is cur is plus is None and len(digits) < 9:
+        if (
+            counter
+            and not self.vetoes
+            and mult is cur is plus is None
+            and len(digits) < 9
+            and digits.isdigit()
+        ):
             # The common case ("8卡", "10台", "100张", "80G"): a whole number and its counter.
-            if digits.isdigit():
-                value = int(digits)
-                if not value:
-                    return None, end
-                return self._count(lead, token, kind, value, after_x, _NO_CONTEXT), end
+            value = int(digits)
+            if not value:
+                return None, end
+            return self._count(lead, token, kind, value, after_x, _NO_CONTEXT), end
         plain = digits.replace(",", "") if "," in digits else digits
         if len(plain) >= 9 and "." not in plain:
             return None, end  # phone numbers and account numbers
@@ -758,6 +775,8 @@ class _Scanner:
                 break
             gap = low[hit_end:lead]
             if gap and _CLAUSE_MARK.search(gap):
+                if first:
+                    return _NO_CONTEXT  # the cue is in another clause
                 break
             if first and not gap.strip(" :=\t"):
                 before = cue.before
@@ -829,6 +848,8 @@ class _Scanner:
         context: _Context,
     ) -> _Num | None:
         """The number as a count of GPUs or servers, GPUs per server, or memory."""
+        if kind not in _COUNTER_KINDS and kind != "x":
+            return self._other_count(lead, token.end(), value, after_x, context)
         if kind == "server":
             return _Num(lead, token.end(), SERVERS, value)
         if kind == "card" or kind == "gpu" or kind == "avail":
@@ -847,14 +868,20 @@ class _Scanner:
             return _Num(lead, token.end(), MEMORY, value)
         if kind == "cardbox":
             return _Num(lead, token.end("card"), PER_SERVER, value)
-        marked = self.marked
         end = token.end()
         if kind == "each":
             return _Num(lead, end, PER_SERVER, value)
         if kind == "dash":
             return _Num(lead, end, PER_SERVER if value <= 16 else GPUS, value)
-        if kind == "x" and not after_x:
+        if not after_x:  # "x": "8x ..."
             return self._x_count(lead, end, value)
+        return self._other_count(lead, end, value, after_x, context)
+
+    def _other_count(
+        self, lead: int, end: int, value: int, after_x: bool, context: _Context
+    ) -> _Num:
+        """A number without a counter of its own: `x8`, `64 H100`, `qty 10`, or bare."""
+        marked = self.marked
         if after_x:
             server = _SERVER_BEFORE_X.search(self.low, max(0, lead - 16), lead)
             return _Num(lead, end, SERVERS if server else GPUS, value)
@@ -926,12 +953,20 @@ class _Scanner:
 # The message: normalised text, cues, numbers; items and the frames around them.
 # =============================================================================================
 
+# Links, e-mail addresses, @handles, messenger IDs and user_names. Each alternative starts with
+# the character it needs, and looks behind only after it (`x(?<!y.)` is `(?<!y)x`), so the
+# engine passes over the other characters quickly.
 _CONTACT = re.compile(
-    r"https?://\S+|www\.\S+|(?<![a-z0-9._%+-])[a-z0-9._%+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)+"
-    r"|(?<![\w@])@[\w.]+|(?<![a-z0-9_])(?:vx|wx|v信|微信号?|wechat|weixin|tg|telegram|whatsapp)"
-    r"\s*+[:：]?\s*+[a-z0-9_+-]{4,}|(?<![a-z0-9_])[a-z][a-z0-9]*+(?:_[a-z0-9]+)+"
+    r"https?://\S+|www\.\S+|[a-z0-9._%+-](?<![a-z0-9._%+-].)[a-z0-9._%+-]*@[a-z0-9-]+"
+    r"(?:\.[a-z0-9-]+)+|@(?<![\w@].)[\w.]+|[vw微t](?<![a-z0-9_].)(?:(?<=v)(?:x|信)"
+    r"|(?<=w)(?:x|echat|eixin|hatsapp)|(?<=微)信号?|(?<=t)(?:g|elegram))\s*+[:：]?\s*+[a-z0-9_+-]{4,}"
+    r"|[a-z](?<![a-z0-9_].)[a-z0-9]*+(?:_[a-z0-9]+)+"
 )
 _CONTACT_HINT = re.compile(r"@|_|://|www\.|vx|wx|微信|v信|wechat|tg|telegram|whatsapp")
+# What any contact needs ("@ $235k" is a price, not a handle).
+_CONTACT_NEEDS = re.compile(
+    r"://|www\.|@[\w.-]|vx|wx|v信|微信|wechat|weixin|tg|telegram|whatsapp|[a-z0-9]_[a-z0-9]"
+)
 _FULL_WIDTH = (
     ("，", ","),
     ("：", ":"),
@@ -1039,7 +1074,7 @@ def _normalise(text: str) -> tuple[str, str]:
     low = original.lower()
     if len(low) != len(original):  # a few letters grow when lower-cased; keep offsets aligned
         low = "".join(c.lower() if len(c.lower()) == 1 else c for c in original)
-    if _CONTACT_HINT.search(low):
+    if _CONTACT_HINT.search(low) and _CONTACT_NEEDS.search(low):
         low = _CONTACT.sub(lambda m: " " * (m.end() - m.start()), low)
     return original, low
 
@@ -1448,7 +1483,7 @@ def _price_per(
     frame: _Frame | None,
 ) -> PricePer:
     """What one price buys: a GPU or a server, and for rent an hour, a month or a year.
-    `counted` is what the item counts, GPUs or servers."""
+    `counted` is what the item counts, GPUs or servers; `per_server` its own GPUs per server."""
     unit = price.unit
     span = price.span
     if unit is None and price.each and counted is not None:
@@ -1576,7 +1611,7 @@ def _read_item(
     if scope is not None:
         side, strong = _item_side(side, strong, scope)
     server_words = _SERVER_WORD.search(msg.low, start, end) is not None
-    quantity, counted, per_server = _counts(nums, server_words)
+    quantity, counted, own_per_server = _counts(nums, server_words)
     frame = None
     if scope is not None:
         for candidate in scope.frames:
@@ -1597,6 +1632,7 @@ def _read_item(
         if n.role == MEMORY:
             memory = n.value
             break
+    per_server = own_per_server
     if scope is not None:
         if per_server is None:
             per_server = next((f.per_server for f in scope.frames if f.per_server), None)
@@ -1610,7 +1646,7 @@ def _read_item(
     per: PricePer | None = None
     if price is not None:
         currency = _currency(msg, price, frame)
-        per = _price_per(price, deal, counted, per_server, currency, server_words, frame)
+        per = _price_per(price, deal, counted, own_per_server, currency, server_words, frame)
         amount = price.value  # type: ignore[assignment]
 
     offers: list[Offer] = []
