@@ -8,46 +8,12 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 
-from gpudesk.bot.config import ConfigError, Settings, load_settings
-from gpudesk.storage.ledger import LedgerError
-
-DEFAULT_CONFIG = Path("config.toml")
-
-db_option = click.option(
-    "--db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="GPUDESK_DB",
-    help="Ledger file (SQLite); overrides [ledger] path. Env: GPUDESK_DB.",
-)
-
-
-class State:
-    def __init__(self, config: Path | None, verbose: bool):
-        self.config = config
-        self.verbose = verbose
-        self._settings: Settings | None = None
-
-    @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            path = self.config
-            if path is None and DEFAULT_CONFIG.exists():
-                path = DEFAULT_CONFIG
-            try:
-                self._settings = load_settings(path)
-            except ConfigError as error:
-                raise click.ClickException(str(error)) from None
-        return self._settings
-
-
-pass_state = click.make_pass_decorator(State)
+from gpudesk.bot.cli_common import State, db_option, pass_state, user_errors
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -83,7 +49,7 @@ def run(state: State, db: Path | None) -> None:
     from gpudesk.bot import app
 
     app.configure_logging(state.verbose)
-    with _user_errors():
+    with user_errors():
         app.run(state.settings, db)
 
 
@@ -104,7 +70,7 @@ def console(state: State, db: Path | None, chat: str) -> None:
     from gpudesk.bot import app
 
     app.configure_logging(state.verbose)
-    with _user_errors():
+    with user_errors():
         app.run_console(app.build_desk(state.settings, db), chat=chat)
 
 
@@ -170,15 +136,6 @@ def _print_offers(records: list[dict[str, Any]]) -> None:
     for field in records[0]:
         table.add_row(field, *("" if r[field] is None else str(r[field]) for r in records))
     Console().print(table)
-
-
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    """Turn the library's named errors into a one-line message and exit status 1."""
-    try:
-        yield
-    except (ConfigError, LedgerError) as error:
-        raise click.ClickException(str(error)) from None
 
 
 def main() -> None:

@@ -12,29 +12,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import TextIO
+from zoneinfo import ZoneInfo
 
 import click
 
-from gpudesk.bot.config import ConfigError
-from gpudesk.bot.importers import FORMATS, ChatTarget, ExportError, open_export
-from gpudesk.market.listings import Week
-from gpudesk.storage.ledger import LedgerError
-
-if TYPE_CHECKING:
-    from gpudesk.bot.cli import State
-
-# The same option as `cli.db_option`. Not imported from cli.py: cli.py imports this module to
-# register the commands, and importing back would make the two modules a cycle.
-db_option = click.option(
-    "--db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="GPUDESK_DB",
-    help="Ledger file (SQLite); overrides [ledger] path. Env: GPUDESK_DB.",
+from gpudesk.bot.cli_common import (
+    State,
+    db_option,
+    parse_chat,
+    pass_state,
+    require_ledger,
+    user_errors,
+    week_named,
+    zone_named,
 )
-# The `State` the gpudesk group puts in the context (config and verbosity).
-pass_state = click.pass_obj
+from gpudesk.bot.importers import FORMATS, ChatTarget, open_export
 
 
 @click.command("import")
@@ -86,12 +79,12 @@ def import_command(
     from gpudesk.bot.backfill import PlainProgress, RichProgress, backfill
 
     settings = state.settings
-    zone = _zone(timezone or settings.desk.timezone)
+    zone = zone_named(timezone or settings.desk.timezone)
     try:
         chat_targets = tuple(ChatTarget.parse(spec) for spec in targets)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--platform-chat") from None
-    with _user_errors():
+    with user_errors():
         exports = [open_export(path, zone=zone, format=kind) for path in files]
         desk = app.build_desk(settings, db)
     from rich.console import Console
@@ -99,7 +92,7 @@ def import_command(
     console = Console(stderr=True)
     progress = RichProgress(console) if console.is_terminal else PlainProgress(sys.stderr)
     try:
-        with _user_errors():
+        with user_errors():
             report = backfill(desk, exports, targets=chat_targets, progress=progress)
     finally:
         if isinstance(progress, RichProgress):
@@ -177,10 +170,10 @@ def export_command(
     from gpudesk.bot import export as ex
 
     settings = state.settings
-    zone = _zone(settings.desk.timezone)
+    zone = zone_named(settings.desk.timezone)
     start = _since(since, zone)
-    _require_ledger(app.ledger_path(settings, db))
-    with _user_errors(), app.open_ledger(settings, db) as ledger, _sink(out) as sink:
+    require_ledger(app.ledger_path(settings, db))
+    with user_errors(), app.open_ledger(settings, db) as ledger, _sink(out) as sink:
         if what == "messages":
             ex.write_rows(ex.message_rows(ledger, since=start), ex.MESSAGE_COLUMNS, fmt, sink)
         elif what == "offers":
@@ -193,7 +186,7 @@ def export_command(
                 zone=zone,
                 lifetime=timedelta(days=settings.desk.offer_days),
                 now=datetime.now(UTC),
-                weeks=[_week(label, zone) for label in weeks],
+                weeks=[week_named(label, zone) for label in weeks],
                 since=start,
                 chat=parse_chat(chat),
                 thresholds=app.desk_settings(settings).thresholds,
@@ -226,20 +219,10 @@ def browse_command(state: State, db: Path | None, port: int) -> None:
     from gpudesk.bot.browse import LOOPBACK, serve
 
     path = app.ledger_path(state.settings, db)
-    _require_ledger(path)
+    require_ledger(path)
     click.echo(f"Serving {path} read-only at http://{LOOPBACK}:{port}/ (Ctrl-C to stop)")
-    with _user_errors():
+    with user_errors():
         serve(path, host=LOOPBACK, port=port)
-
-
-def _zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise click.BadParameter(
-            f"unknown time zone {name!r}; use an IANA name such as 'Asia/Shanghai' or 'UTC'",
-            param_hint="--timezone",
-        ) from None
 
 
 def _since(value: str | None, zone: ZoneInfo) -> datetime | None:
@@ -256,29 +239,6 @@ def _since(value: str | None, zone: ZoneInfo) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=zone)
 
 
-def _week(label: str, zone: ZoneInfo) -> Week:
-    try:
-        return Week.parse(label, zone)
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--week") from None
-
-
-def parse_chat(value: str | None) -> tuple[str | None, str] | None:
-    """`telegram:-100123` or a bare chat id (any platform)."""
-    if value is None:
-        return None
-    platform, sep, chat_id = value.partition(":")
-    return (platform, chat_id) if sep and platform.isalpha() else (None, value)
-
-
-def _require_ledger(path: Path) -> None:
-    if not path.exists():
-        raise click.ClickException(
-            f"there is no ledger at {path}; give the right one with --db (or GPUDESK_DB),"
-            " or fill one with `gpudesk import` or `gpudesk run`"
-        )
-
-
 @contextmanager
 def _sink(out: Path | None) -> Iterator[TextIO]:
     if out is None:
@@ -290,12 +250,3 @@ def _sink(out: Path | None) -> Iterator[TextIO]:
         raise click.ClickException(f"cannot write {out}: {error.strerror}") from None
     with handle:
         yield handle
-
-
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    """The library's named errors as one sentence and exit status 1."""
-    try:
-        yield
-    except (ConfigError, ExportError, LedgerError) as error:
-        raise click.ClickException(str(error)) from None

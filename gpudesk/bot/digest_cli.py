@@ -20,25 +20,21 @@ from pathlib import Path
 
 import click
 
-from gpudesk.bot.config import ConfigError, Settings, load_settings, parse_schedule
+from gpudesk.bot.cli_common import db_option, require_ledger, settings_of, user_errors
+from gpudesk.bot.config import Settings, parse_schedule
 from gpudesk.handlers.chart import render_chart
 from gpudesk.handlers.commands import DeskSettings
 from gpudesk.handlers.digest_text import chat_language, fit, load_digest
 from gpudesk.market.digest import occurrence_for_week, parse_week, window_ending
 from gpudesk.market.pulse import WEEK
-from gpudesk.storage.ledger import ChatRecord, Ledger, LedgerError
+from gpudesk.storage.ledger import ChatRecord, Ledger
 
 TEXT_FILE = "digest.txt"
 CHART_FILE = "digest.png"
 
 
 @click.command("digest")
-@click.option(
-    "--db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="GPUDESK_DB",
-    help="Ledger file (SQLite); overrides [ledger] path. Env: GPUDESK_DB.",
-)
+@db_option
 @click.option(
     "--chat",
     "chat_ref",
@@ -80,19 +76,14 @@ def digest(
         gpudesk digest --db gpudesk.db --chat -1001234567890 --week 2026-W47 --out digest/
         gpudesk digest --out digests/          # every chat, the seven days ending now
     """
-    from gpudesk.bot.app import desk_settings, ledger_path
+    from gpudesk.bot.app import desk_settings, ledger_path, open_ledger
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     desk = desk_settings(settings)
     start, end = _window(settings, desk, week)
     path = ledger_path(settings, db)
-    if not path.exists():
-        raise click.ClickException(f"there is no ledger at {path}")
-    try:
-        ledger = Ledger.open(path, desk.valuation)
-    except LedgerError as error:
-        raise click.ClickException(str(error)) from None
-    with ledger:
+    require_ledger(path)
+    with user_errors(), open_ledger(settings, db) as ledger:
         chats = ledger.chats()
         if chat_ref is not None:
             targets = [(_find_chat(chats, chat_ref), out)]
@@ -136,17 +127,6 @@ def write_digest(
 def folder_name(chat: ChatRecord) -> str:
     """`telegram--1001234567890`: the platform and the chat id, safe as a file name."""
     return re.sub(r"[^\w.@-]", "_", f"{chat.platform}-{chat.chat_id}")
-
-
-def _settings(ctx: click.Context) -> Settings:
-    state = ctx.find_root().obj
-    if state is not None and hasattr(state, "settings"):
-        return state.settings  # the main group's --config, already loaded and checked
-    config = Path("config.toml")
-    try:
-        return load_settings(config if config.exists() else None)
-    except ConfigError as error:
-        raise click.ClickException(str(error)) from None
 
 
 def _window(settings: Settings, desk: DeskSettings, week: str | None) -> tuple[datetime, datetime]:

@@ -12,8 +12,15 @@ from pathlib import Path
 
 import click
 
-from gpudesk.bot.config import ConfigError, Settings, load_settings
-from gpudesk.bot.data_cli import _require_ledger, _user_errors, _zone, db_option, parse_chat
+from gpudesk.bot.cli_common import (
+    db_option,
+    parse_chat,
+    require_ledger,
+    settings_of,
+    user_errors,
+    week_named,
+    zone_named,
+)
 from gpudesk.market.catalog import MODELS, resolve_model
 from gpudesk.market.listings import Week
 from gpudesk.market.offer import Deal
@@ -58,21 +65,18 @@ def explain(
     from gpudesk.bot import app
     from gpudesk.handlers.explain import WHOLE, explain_text
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     desk = app.desk_settings(settings)
-    zone = _zone(settings.desk.timezone)
+    zone = zone_named(settings.desk.timezone)
     found = resolve_model(model)
     if found is None:
         raise click.BadParameter(
             f"unknown GPU {model!r}; one of: {', '.join(MODELS)}", param_hint="MODEL"
         )
     now = datetime.now(UTC)
-    try:
-        chosen = Week.parse(week, zone) if week else Week.of(now, zone)
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--week") from None
-    _require_ledger(app.ledger_path(settings, db))
-    with _user_errors(), app.open_ledger(settings, db) as ledger:
+    chosen = week_named(week, zone) if week else Week.of(now, zone)
+    require_ledger(app.ledger_path(settings, db))
+    with user_errors(), app.open_ledger(settings, db) as ledger:
         text = explain_text(
             ledger,
             gpu=found.gpu,
@@ -86,15 +90,3 @@ def explain(
             limits=WHOLE,
         )
     click.echo(text)
-
-
-def _settings(ctx: click.Context) -> Settings:
-    """The main group's settings (its --config), or ./config.toml when run on its own."""
-    state = ctx.find_root().obj
-    if state is not None and hasattr(state, "settings"):
-        return state.settings  # type: ignore[no-any-return]
-    config = Path("config.toml")
-    try:
-        return load_settings(config if config.exists() else None)
-    except ConfigError as error:
-        raise click.ClickException(str(error)) from None

@@ -1189,16 +1189,20 @@ def _items(msg: _Message, models: list[_Hit]) -> tuple[list[_Item], list[tuple[i
     """Items, and the model-free lines (headers and footers) around them."""
     items: list[_Item] = []
     frames: list[tuple[int, int]] = []
+    low = msg.low
+    count = len(models)
     i = 0
-    for start, end in _segments(msg.low):
+    for start, end in _segments(low):
         mine: list[_Hit] = []
-        while i < len(models) and models[i][0] < end:
+        while i < count and models[i][0] < end:
             if models[i][0] >= start:
                 mine.append(models[i])
             i += 1
-        if mine:
+        if len(mine) == 1:
+            items.append(_Item(start, end, mine))
+        elif mine:
             items.extend(_split_line(msg, start, end, mine))
-        elif not msg.low[start:end].isspace():
+        elif not low[start:end].isspace():
             frames.append((start, end))
     return items, frames
 
@@ -1635,11 +1639,17 @@ def _read_item(
     per_server = own_per_server
     if scope is not None:
         if per_server is None:
-            per_server = next((f.per_server for f in scope.frames if f.per_server), None)
+            for frame_ in scope.frames:
+                if frame_.per_server:
+                    per_server = frame_.per_server
+                    break
         if place is None and line is not None:
             place = scope.line_places.get(line)
         if place is None:
-            place = next((f.place for f in scope.frames if f.place), None)
+            for frame_ in scope.frames:
+                if frame_.place:
+                    place = frame_.place
+                    break
 
     amount: Decimal | None = None
     currency: Currency | None = None
