@@ -2,8 +2,9 @@
 
 Telegram: python-telegram-bot polls a fake Bot API server on 127.0.0.1 (`tests/fakes`); WeChat:
 the Wechaty SDK talks gRPC to a fake puppet service on 127.0.0.1. Each round posts a command in
-a fresh group, ten a second (so outbound pacing never queues it), and times until the reply reaches the fake
-server. The ledger holds 1,000,000 offers from `market_gen`. Target: p99 under 50 ms.
+a fresh group, ten a second (so outbound pacing never queues it), and times until the reply
+reaches the fake server. The ledger holds 1,000,000 offers from `market_gen`. Target: p99 under
+50 ms.
 Run: `.venv/bin/python bench/bench_latency.py [--offers N] [--rounds N]`.
 """
 
@@ -27,7 +28,6 @@ from bench.market_gen import END, scratch_ledger  # noqa: E402
 from gpudesk.handlers.commands import DeskSettings  # noqa: E402
 from gpudesk.handlers.desk import Desk  # noqa: E402
 from gpudesk.storage.ledger import Ledger  # noqa: E402
-
 
 # Rounds arrive 10 a second: below the outbound caps (Telegram: under 30 a second overall),
 # so the figure is the desk and the library, not the pacing a flood would meet.

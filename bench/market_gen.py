@@ -132,14 +132,25 @@ def fill(
         with ledger.transaction():
             for post in stream:
                 stored = ledger.store_message(post.message, received_at=post.message.sent_at)
-                ledger.add_offer(
+                gpus = gpu_count(post.offer)
+                offer_id = ledger.add_offer(
                     message_row=stored.id,
                     item=0,
                     message=post.message,
                     offer=post.offer,
-                    gpus=gpu_count(post.offer),
+                    gpus=gpus,
                     posted_at=post.message.sent_at,
                     expires_at=post.message.sent_at + lifetime,
+                )
+                # Every offer the desk reads is also an advertisement (issue 11): the pulse
+                # behind /price and /market counts listings from them.
+                ledger.record_advert(
+                    message_row=stored.id,
+                    item=0,
+                    message=post.message,
+                    offer=post.offer,
+                    gpus=gpus,
+                    offer_id=offer_id,
                 )
                 ledger.mark_handled(stored.id)
                 done += 1
@@ -152,10 +163,17 @@ def fill(
     return time.perf_counter() - began
 
 
+# Bumped when what `fill` writes changes, so that a cached ledger of the old shape is rebuilt.
+SHAPE = "adverts"
+
+
 def ledger_with(path: Path, count: int) -> Path:
-    """A ledger file with `count` generated offers, built once and reused across runs."""
+    """A ledger file with `count` generated offers, built once and reused across runs (and
+    brought to the current schema here, so that each scratch copy opens at once)."""
     marker = path.with_suffix(".complete")
-    if path.exists() and marker.exists() and marker.read_text() == str(count):
+    if path.exists() and marker.exists() and marker.read_text() == f"{count} {SHAPE}":
+        with Ledger.open(path) as ledger:  # new migrations, applied once to the shared file
+            ledger.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return path
     for stale in (path, path.with_suffix(".db-wal"), path.with_suffix(".db-shm"), marker):
         stale.unlink(missing_ok=True)
@@ -164,7 +182,7 @@ def ledger_with(path: Path, count: int) -> Path:
         seconds = fill(ledger, count)
         ledger.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # one self-contained file
     print(f"  built {path} with {count:,} offers in {seconds:.0f} s")
-    marker.write_text(str(count))
+    marker.write_text(f"{count} {SHAPE}")
     return path
 
 

@@ -2,7 +2,8 @@
 
 A seeded market of two weeks goes through the real desk (with a parser for a plain test
 notation, so that these tests do not depend on how Chinese posts are read) and the digest is
-checked against a count made here, independently, from the seed itself.
+checked against a count made here, independently, from the seed itself, by the method of
+docs/pulse.md: parties counted by the listings standing in the ISO week, not by the posts.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import click
@@ -41,9 +43,9 @@ from gpudesk.handlers.digest_text import (
     render_text,
     utf16_len,
 )
-from gpudesk.market.book import PostedOffer
 from gpudesk.market.digest import (
     Digest,
+    Notable,
     build_digest,
     next_occurrence,
     occurrence_at_or_before,
@@ -52,9 +54,10 @@ from gpudesk.market.digest import (
     week_label,
     window_ending,
 )
+from gpudesk.market.listings import micros
 from gpudesk.market.message import ChatMessage, Reply
 from gpudesk.market.offer import Currency, Deal, Offer, PricePer, QuantityUnit, Side
-from gpudesk.market.pulse import Reading
+from gpudesk.market.pulse import Pulse, Reading
 from gpudesk.storage.ledger import Ledger
 from tests.conftest import FakeClock
 
@@ -64,6 +67,10 @@ MONDAY_9AM = (0, 9, 0)
 DUE = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
 START = DUE - timedelta(days=7)
 WEEK = "2026-W47"
+# Its figures are the pulse of ISO week 2026-W47 in Shanghai: Monday 16 to Monday 23 November.
+WEEK_START = datetime(2026, 11, 16, tzinfo=SHANGHAI)
+WEEK_END = WEEK_START + timedelta(days=7)
+LIFETIME = timedelta(days=14)  # `[desk] offer_days`: a listing stands 14 days after its last post
 GROUP = ("telegram", "-100")
 
 
@@ -167,88 +174,181 @@ def market(ledger: Ledger) -> Market:
 @dataclass(frozen=True)
 class Row:
     sell_posts: int
+    sell_posters: int
     sellers: int
     buy_posts: int
+    buy_posters: int
     buyers: int
     median_ask: Decimal | None
     median_bid: Decimal | None
 
 
 def count(start: datetime, end: datetime) -> dict[tuple[str, str], Row]:
-    """Per (gpu, deal), straight from SEED: posts, distinct posters, and the median of each
-    poster's latest stated price on each side."""
+    """Per (gpu, deal), straight from SEED, for the week [start, end).
+
+    SEED has no broker, no withdrawal and no lot silent for 14 days, so the method comes down
+    to: each post keeps its party's lot standing for 14 days, a party is active when it posted
+    the lot in the week or in the 14 days before it, and its price is the last it stated before
+    the week's end. Posts are the week's messages, posters their distinct authors.
+    """
     rows = {}
-    posts = [(when, who, text.split()) for when, who, text in SEED if start < when <= end]
-    for gpu, deal in {(words[1], words[2]) for _, _, words in posts}:
+    seed = [(when, who, text.split()) for when, who, text in SEED]
+    for gpu, deal in {(w[1], w[2]) for when, _, w in seed if start - LIFETIME < when < end}:
 
-        def side(name: str, gpu: str = gpu, deal: str = deal) -> tuple[int, int, Decimal | None]:
-            mine = [(when, who, w) for when, who, w in posts if w[:3] == [name, gpu, deal]]
-            latest = {who: Decimal(w[4]) for when, who, w in sorted(mine) if w[4] != "-"}
-            median = statistics.median(latest.values()) if latest else None
-            return len(mine), len({who for _, who, _ in mine}), median
+        def side(name: str, gpu: str = gpu, deal: str = deal) -> tuple[int, int, int, Any]:
+            mine = sorted((when, who, w) for when, who, w in seed if w[:3] == [name, gpu, deal])
+            posts = [who for when, who, _ in mine if start <= when < end]
+            active = {who for when, who, _ in mine if start - LIFETIME < when < end}
+            price = {who: Decimal(w[4]) for when, who, w in mine if when < end and w[4] != "-"}
+            prices = [price[who] for who in active if who in price]
+            median = statistics.median(prices) if prices else None
+            return len(posts), len(set(posts)), len(active), median
 
-        sell_posts, sellers, ask = side("sell")
-        buy_posts, buyers, bid = side("buy")
-        rows[(gpu, deal)] = Row(sell_posts, sellers, buy_posts, buyers, ask, bid)
+        sell_posts, sell_posters, sellers, ask = side("sell")
+        buy_posts, buy_posters, buyers, bid = side("buy")
+        rows[(gpu, deal)] = Row(
+            sell_posts, sell_posters, sellers, buy_posts, buy_posters, buyers, ask, bid
+        )
     return rows
 
 
-def test_the_digest_counts_what_the_seed_says(market: Market) -> None:
+def active_parties(side: str) -> set[str]:
+    """Who has a listing of `side` standing in the digest's week, any model, from SEED."""
+    return {
+        who
+        for when, who, text in SEED
+        if text.split()[0] == side and WEEK_START - LIFETIME < when < WEEK_END
+    }
+
+
+def test_the_digest_counts_the_parties_whose_listings_stand_in_the_iso_week(
+    market: Market,
+) -> None:
     digest = market.digest()
-    expected = count(START, DUE)
+    expected = count(WEEK_START, WEEK_END)
     got = {
         (p.gpu, p.deal.value): Row(
-            p.sell_offers, p.sellers, p.buy_offers, p.buyers, p.median_ask, p.median_bid
+            p.sell_offers,
+            p.sell_posters,
+            p.sellers,
+            p.buy_offers,
+            p.buy_posters,
+            p.buyers,
+            p.median_ask,
+            p.median_bid,
         )
         for p in digest.models
     }
     assert got == expected
-    posters = {(who, words.split()[0]) for when, who, words in SEED if START < when <= DUE}
-    assert digest.overall.sellers == len({who for who, side in posters if side == "sell"}) == 6
-    assert digest.overall.buyers == len({who for who, side in posters if side == "buy"}) == 3
-    assert digest.overall.posts == sum(START < when <= DUE for when, _, _ in SEED) == 10
-    assert digest.overall.ratio == Decimal("2.0")
-    assert digest.overall.reading is Reading.SELLERS_OUTNUMBER
+    # By hand: bob posted on the 11th, so his listing stands until the 25th: five sellers
+    # (alice, bob, carol, dave, erin) from five posts by four posters; the median of alice's
+    # cut 12.80, bob's 13.00, carol's 12.00 and dave's 13.20 (erin states none) is 12.90.
+    assert expected[("H100", "rent")] == Row(5, 4, 5, 1, 1, 1, Decimal("12.90"), Decimal("11.50"))
+    assert digest.overall.sellers == len(active_parties("sell")) == 7  # gina and jack too
+    assert digest.overall.buyers == len(active_parties("buy")) == 3
+    posts = sum(WEEK_START <= when < WEEK_END for when, _, _ in SEED)
+    assert digest.overall.posts == posts == 10
+    assert digest.overall.ratio == Decimal("2.3")  # 7 / 3
+    assert digest.overall.reading is Reading.SELLERS_OUTNUMBER  # 7 < 3·3, 2·7 >= 3·3
     assert digest.week == WEEK
 
 
 def test_week_on_week_is_the_median_ask_against_the_week_before(market: Market) -> None:
     digest = market.digest()
     h100 = next(p for p in digest.models if (p.gpu, p.deal) == ("H100", Deal.RENT))
-    before = count(START - timedelta(days=7), START)[("H100", "rent")].median_ask
-    now = count(START, DUE)[("H100", "rent")].median_ask
-    assert before is not None and now is not None
-    assert h100.wow_ask == (now - before) / before  # 12.80 against 13.50
+    before = count(WEEK_START - timedelta(days=7), WEEK_START)[("H100", "rent")].median_ask
+    now = count(WEEK_START, WEEK_END)[("H100", "rent")].median_ask
+    # By hand: alice's 14.00 and bob's 13.00 the week before, 12.90 this week (above).
+    assert (before, now) == (Decimal("13.50"), Decimal("12.90"))
+    assert h100.wow_ask == (now - before) / before  # -0.60 / 13.50: -4.4%
     assert digest.overall.lead == h100  # the busiest model with a move leads the headline
 
 
-def test_notable_offers_are_the_best_standing_prices_and_the_largest_lots(market: Market) -> None:
+def test_notable_offers_are_listings_standing_in_the_week(market: Market) -> None:
     digest = market.digest()
-    assert [(o.poster_id, o.unit_price) for o in digest.lowest_asks] == [
+    assert [(n.post and n.post.poster_id, n.price) for n in digest.lowest_asks] == [
         ("carol", Decimal("12.00")),
         ("gina", Decimal("5.80")),
         ("jack", Decimal("230000")),
     ]
-    assert [(o.poster_id, o.unit_price) for o in digest.highest_bids] == [
+    assert [(n.post and n.post.poster_id, n.price) for n in digest.highest_bids] == [
         ("frank", Decimal("11.50")),
         ("hank", Decimal("6.50")),
     ]
-    # dave 64, carol 32; then three posters with 16 GPUs, the earliest first; alice at her
-    # latest price, since her earlier posts are superseded.
-    assert [(o.poster_id, o.gpus) for o in digest.largest_lots] == [
-        ("dave", 64),
-        ("carol", 32),
-        ("alice", 16),
+    # dave 64, carol 32; then three parties with 16 GPUs, the first listed first: alice (since
+    # the 10th), at the price she cut to on the 18th, quoted from that post.
+    assert [(n.name, n.gpus) for n in digest.largest_lots] == [
+        ("Dave", 64),
+        ("Carol", 32),
+        ("Alice", 16),
     ]
-    assert digest.largest_lots[2].unit_price == Decimal("12.80")
-    # The lowest ask shown is the pulse's best ask: the same one-voice-per-party rule.
-    for posted in digest.lowest_asks:
-        pulse = next(p for p in digest.models if (p.gpu, p.deal) == _model(posted))
-        assert posted.unit_price == pulse.best_ask
+    alice = digest.largest_lots[2]
+    assert alice.price == Decimal("12.80")
+    assert alice.post is not None and alice.post.posted_at == at(18, 5)
+    assert alice.listing.first_at == micros(at(10, 2))
+    # The lowest ask shown is the pulse's best ask, the highest bid its best bid.
+    for notable in digest.lowest_asks:
+        assert notable.price == _pulse_of(digest, notable).best_ask
+    for notable in digest.highest_bids:
+        assert notable.price == _pulse_of(digest, notable).best_bid
 
 
-def _model(posted: PostedOffer) -> tuple[str, Deal]:
-    return posted.offer.gpu, posted.offer.deal
+def test_the_notable_offers_are_the_listings_the_pulse_counts_posted_before_the_week_too(
+    market: Market,
+) -> None:
+    # The week before the digest's: kate lists a big lot cheaper than anyone, leo listed one
+    # cheaper still but long ago, mia listed one and then said it was gone.
+    market.post(at(1, 2), "leo", "sell H100 rent 8 10.00 Beijing")  # stood until the 15th 02:00
+    market.post(at(12, 2), "mia", "sell H100 rent 8 10.50 Beijing")
+    market.post(at(14, 2), "mia", "H100已出")
+    market.post(at(13, 2), "kate", "sell H100 rent 128 11.00 Guangzhou")
+    digest = market.digest()
+    h100 = next(p for p in digest.models if (p.gpu, p.deal) == ("H100", Deal.RENT))
+    assert (h100.sellers, h100.best_ask) == (5 + 1, Decimal("11.00"))  # kate; not leo, nor mia
+    cheapest = digest.lowest_asks[0]
+    assert (cheapest.name, cheapest.price, cheapest.gpus) == ("Kate", Decimal("11.00"), 128)
+    assert cheapest.post is not None and cheapest.post.posted_at == at(13, 2)  # not in the window
+    assert (digest.largest_lots[0].name, digest.largest_lots[0].gpus) == ("Kate", 128)
+    text = render_text(digest, "en", SHANGHAI).full.splitlines()
+    assert "  H100 rent ¥11.00/GPU-h · 128 GPUs · Guangzhou · Kate" in text
+    assert "  sell H100 rent 128 GPUs · ¥11.00/GPU-h · Guangzhou · Kate" in text
+    assert not any("Leo" in line or "Mia" in line for line in text)
+
+
+def test_a_notable_listing_whose_post_was_not_read_speaks_for_itself(market: Market) -> None:
+    book = market.ledger.listings(until=DUE, lifetime=LIFETIME)
+    digest = build_digest([], start=START, end=DUE, week=WEEK, book=book, zone=SHANGHAI)
+    assert digest.models == market.digest().models  # the figures need only the listings
+    carol = digest.lowest_asks[0]
+    assert (carol.post, carol.name, carol.price, carol.gpus) == (
+        None,
+        "carol",
+        Decimal("12.00"),
+        32,
+    )
+    text = render_text(digest, "en", SHANGHAI).full.splitlines()
+    assert "  H100 rent ¥12.00/GPU-h · 32 GPUs · Beijing · carol" in text
+
+
+def test_offers_alone_are_read_as_listings_the_same_way(market: Market) -> None:
+    # SEED has no repost, so each booked offer is one advertisement.
+    records = market.ledger.offers_seen_between(START - timedelta(weeks=8), DUE)
+    offers = [record.posted for record in records]
+    digest = build_digest(offers, start=START, end=DUE, week=WEEK, zone=SHANGHAI)
+    from_ledger = market.digest()
+    assert digest.models == from_ledger.models
+    assert (digest.overall, digest.history) == (from_ledger.overall, from_ledger.history)
+    for mine, theirs in (
+        (digest.lowest_asks, from_ledger.lowest_asks),
+        (digest.highest_bids, from_ledger.highest_bids),
+        (digest.largest_lots, from_ledger.largest_lots),
+    ):
+        assert [(n.post, n.price) for n in mine] == [(n.post, n.price) for n in theirs]
+
+
+def _pulse_of(digest: Digest, notable: Notable) -> Pulse:
+    lot = notable.listing.lot
+    return next(p for p in digest.models if (p.gpu, p.deal) == (lot.gpu, lot.deal))
 
 
 def test_the_matches_made_are_those_the_desk_announced(market: Market) -> None:
@@ -330,13 +430,13 @@ def test_the_text_says_the_numbers_in_english(market: Market) -> None:
     text = render_text(market.digest(), "en", SHANGHAI).full
     assert text.splitlines()[:3] == [
         "GPU market weekly 2026-W47 · 11-16 09:00 – 11-23 09:00",
-        "Sellers outnumber buyers: 2.0 sellers per buyer, "
-        "median H100 rent ask down 5% week on week.",
-        "Sellers: 6 · buyers: 3 · posts: 10 · matches made: 6",
+        "Sellers outnumber buyers: 2.3 sellers per buyer, "
+        "median H100 rent ask down 4% week on week.",
+        "Sellers: 7 · buyers: 3 · posts: 10 · matches made: 6",
     ]
     for line in (
-        "H100 rent · sell 5/4 · buy 1/1 · everyone selling, few buying",
-        "  median ask ¥12.80/GPU-h (-5% w/w) · bid ¥11.50/GPU-h",
+        "H100 rent · sell 5/5 · buy 1/1 · everyone selling, few buying",
+        "  median ask ¥12.90/GPU-h (-4% w/w) · bid ¥11.50/GPU-h",
         "A100 rent · sell 1/1 · buy 2/2 · buyers outnumber sellers",
         "  median ask ¥5.80/GPU-h (-3% w/w) · bid ¥6.35/GPU-h",
         "H100 sale · sell 1/1 · buy 0/0 · everyone selling, few buying",
@@ -352,9 +452,9 @@ def test_the_text_says_the_numbers_in_english(market: Market) -> None:
 def test_the_text_says_the_numbers_in_chinese(market: Market) -> None:
     text = render_text(market.digest(), "zh", SHANGHAI).full
     lines = text.splitlines()
-    assert lines[1] == "卖方多于买方：卖方是买方的 2.0 倍，H100 租赁卖价中位数周环比下跌 5%。"
-    assert "H100 租赁 · 卖 5/4 · 买 1/1 · 卖的多，买的少" in lines
-    assert "  卖价中位 ¥12.80/卡时（周环比 -5%）· 买价中位 ¥11.50/卡时" in lines
+    assert lines[1] == "卖方多于买方：卖方是买方的 2.3 倍，H100 租赁卖价中位数周环比下跌 4%。"
+    assert "H100 租赁 · 卖 5/5 · 买 1/1 · 卖的多，买的少" in lines
+    assert "  卖价中位 ¥12.90/卡时（周环比 -4%）· 买价中位 ¥11.50/卡时" in lines
     assert "本周撮合 6 次，最优：" in lines
     assert not any(word in text for word in ("sell", "buy", "median", "GPUs"))
 
@@ -389,18 +489,18 @@ def test_the_chart_says_what_the_numbers_say(market: Market) -> None:
     assert sale.get_title(loc="left") == "Median ask, sale (¥/GPU), last 8 weeks"
     lines = {line.get_label(): line.get_ydata() for line in rent.get_lines()}
     assert list(lines) == ["H100", "A100"]
-    assert list(lines["H100"]) == [13.5, 12.8]  # the two weeks with offers
-    assert [t.get_text() for t in rent.texts] == ["¥12.80", "¥5.80"]  # last points, labelled
+    assert list(lines["H100"]) == [13.5, 12.9]  # the two weeks with listings standing
+    assert [t.get_text() for t in rent.texts] == ["¥12.90", "¥5.80"]  # last points, labelled
     assert [t.get_text() for t in rent.get_xticklabels()][-2:] == ["11-16", "11-23"]
     names = [t.get_text() for t in parties.get_yticklabels()]
     assert names == ["H100 rent", "A100 rent", "H100 sale"]
     sellers, buyers = (
         [int(bar.get_width()) for bar in container] for container in parties.containers
     )
-    assert sellers == [p.sellers for p in digest.models] == [4, 1, 1]
+    assert sellers == [p.sellers for p in digest.models] == [5, 1, 1]
     assert buyers == [p.buyers for p in digest.models] == [1, 2, 0]
     counts = [t.get_text() for t in parties.texts]
-    assert counts == ["4", "1", "1", "1", "2", "0"]
+    assert counts == ["5", "1", "1", "1", "2", "0"]
 
 
 def png_size(data: bytes) -> tuple[int, int]:
@@ -516,7 +616,7 @@ def test_digest_command_is_for_admins_and_sends_the_chart(market: Market) -> Non
     replies = market.post(DUE, "root", "周报", sender_is_admin=True)
     assert replies[0].image is not None and png_size(replies[0].image)[0] == 1080
     assert all(r.kind == "digest" and r.reply_to_id == str(len(SEED) + 2) for r in replies)
-    assert "".join(r.text for r in replies).count("H100 rent · sell 5/4") == 1
+    assert "".join(r.text for r in replies).count("H100 rent · sell 5/5") == 1
 
 
 # -- the calendar -----------------------------------------------------------------------------

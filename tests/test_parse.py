@@ -93,6 +93,29 @@ def test_intent(text: str, side: str) -> None:
     assert only(text)["side"] == side
 
 
+# Asking who rents one out ("有人租 X 吗", "anyone lease X?") is a request to rent: buy, rent.
+ASKING_WHO_RENTS = [
+    "有人租L40S吗？48卡 杭州 1.6元/卡时",
+    "有人租A800吗 需要16卡 上海 预算1.2元/卡/小时",
+    "谁租H20？64卡 成都 长期",
+    "有没有人租B200整机 2台 深圳",
+    "有没有租 4090 的，100张，广州",
+    "anyone lease H200 in Frankfurt? need 2 nodes",
+    "Anybody rent MI300X by the hour in Dallas?",
+]
+
+
+@pytest.mark.parametrize("text", ASKING_WHO_RENTS)
+def test_asking_who_rents_is_a_request_to_rent(text: str) -> None:
+    assert subset(only(text), {"side": "buy", "deal": "rent"}) == {"side": "buy", "deal": "rent"}
+
+
+def test_a_rent_word_after_an_offer_does_not_turn_it_round() -> None:
+    """The first strong intent wins: "出 … 有人租吗" still offers."""
+    offer = only("出 H100 8卡 10台 乌兰察布，有人租吗？月租6.5w/台")
+    assert subset(offer, {"side": "sell", "deal": "rent"}) == {"side": "sell", "deal": "rent"}
+
+
 # --- deal: sale or rent -------------------------------------------------------------------------
 
 DEAL = [
@@ -116,6 +139,27 @@ DEAL = [
 
 @pytest.mark.parametrize(("text", "deal"), DEAL)
 def test_deal(text: str, deal: str) -> None:
+    assert only(text)["deal"] == deal
+
+
+# How long the GPUs are wanted makes a rental, in digits or not; a warranty's term does not.
+LEASE_TERMS = [
+    ("Anyone have MI300X available in Seattle? Need 64 GPUs for a month.", "rent"),
+    ("Need 32 A100 for a few months, Dallas", "rent"),
+    ("want H100 for a couple of months, 32 GPUs, NYC", "rent"),
+    ("Looking for 16 L40S for a week in Jakarta", "rent"),
+    ("WTB 8 H200 nodes for the next quarter, Oregon", "rent"),
+    ("需要 4090 200张 用两个月 深圳", "rent"),
+    ("找 H20 64卡 用半年 北京", "rent"),
+    ("Selling 16 A100 80GB with warranty for a year, $9k each, Chicago", "sale"),
+    ("Selling 8x H100 server, warranty for 1 year, $200k", "sale"),
+    ("出 H100 8卡 5台 上海 保修一年 200万/台", "sale"),
+    ("出 A800 8卡 3台 质保用一年 120万/台", "sale"),
+]
+
+
+@pytest.mark.parametrize(("text", "deal"), LEASE_TERMS)
+def test_lease_terms(text: str, deal: str) -> None:
     assert only(text)["deal"] == deal
 
 
@@ -197,6 +241,17 @@ QUANTITIES = [
     ("WTB A100 80GB servers, qty 6", (6, "server", None)),
     ("收 H20 卡 300块 8.5w/块", (300, "gpu", None)),
     ("收一台 H100 8卡整机", (1, "server", 8)),
+    # N servers of M GPUs: "16 nodes x 8 H200", "2 x 8 H100", "8-GPU x 3", "H100 8x"
+    ("For lease: 16 nodes x 8 H200, Atlanta, $2.50 per GPU hour", (16, "server", 8)),
+    ("WTS 2 x 8 H100, Dallas", (2, "server", 8)),
+    ("WTS H200 SXM 8-GPU x 3, $2.9/hr/GPU, Dallas TX", (3, "server", 8)),
+    ("WTB 10 nodes H100 8x, $15k per node per month, Virginia", (10, "server", 8)),
+    ("出 H800 8*卡 两台 上海", (2, "server", 8)),
+    ("WTS H100 8x, Dallas", (8, "gpu", None)),
+    # a place name is not a unit: 天津 does not start with a day, 张北 not after "5张"
+    ("V100 32G SXM2 100块 天津 2500一块", (100, "gpu", None)),
+    ("出 4090 5张北京 1.8w/张", (5, "gpu", None)),
+    ("出 H20 五张北京 9w/张", (5, "gpu", None)),
 ]
 
 
@@ -286,6 +341,9 @@ PLACE_CASES = [
     ("WTS 64x H100, San Jose, CA", "San Jose"),
     ("出 H100 8卡 2台 香港", "Hong Kong"),
     ("出 H100 8卡 2台 新加坡", "Singapore"),
+    ("出 4090 5张北京 1.8w/张", "Beijing"),  # five cards, not 张北 (Hebei)
+    ("张北 H100 8卡 10台 月租7w/台", "Hebei"),
+    ("WTS 16x H200 at $26k, 天津自提", "Tianjin"),
     ("WTS 64x H100, any location", None),
     ("WTS 64x H100, la la land", None),  # "la" in lower case is not Los Angeles
 ]

@@ -16,6 +16,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import gpudesk.market.digest
+import gpudesk.market.listings
 import gpudesk.market.match
 import gpudesk.market.pulse
 from gpudesk.market.book import PostedOffer
@@ -223,15 +225,21 @@ def test_prices_come_from_the_latest_priced_post_quantities_from_the_latest_post
     assert (p.median_ask, p.qty_offered) == (Decimal(10), 16)
 
 
-def test_the_window_is_open_at_its_start_and_closed_at_now() -> None:
+def test_a_party_is_in_the_window_while_its_listing_stands_in_it() -> None:
+    # The window is (now - 7 days, now]; a listing stands 14 days after its last post, so a
+    # post counts from 21 days back: one exactly 21 days old lapsed at the window's open start.
     offers = [
-        posted(who="at start", price="1", days_ago=7),
-        posted(who="just inside", price="2", days_ago=7 - 1 / 86400),
+        posted(who="lapsed at the start", price="1", days_ago=21),
+        posted(who="standing a second in", price="2", days_ago=21 - 1 / 86400),
+        posted(who="a week ago", price="6", days_ago=7),
         posted(who="at now", price="3", days_ago=0),
-        posted(who="future", price="4", days_ago=-1),
+        posted(who="future", price="4", days_ago=-1),  # not posted yet at now
     ]
     p = pulse(offers)
-    assert (p.sellers, p.best_ask, p.median_ask) == (2, Decimal(2), Decimal("2.5"))
+    # Standing: 2, 6 and 3; sorted 2, 3, 6.
+    assert (p.sellers, p.best_ask, p.median_ask) == (3, Decimal(2), Decimal(3))
+    # Posts are counted in the window only: "a week ago" is at its open start, "at now" in.
+    assert (p.sell_offers, p.sell_posters) == (1, 1)
 
 
 def test_other_gpus_and_deals_are_left_out() -> None:
@@ -258,23 +266,37 @@ def test_other_gpus_and_deals_are_left_out() -> None:
 def test_week_on_week_change_of_the_median_ask(
     before: list[str], now: list[str], expected: str | None
 ) -> None:
-    offers = [posted(who=f"old{i}", price=p, days_ago=10) for i, p in enumerate(before)]
+    # Posted 24 days ago, a listing stands from 24 to 10 days ago: the week before only.
+    offers = [posted(who=f"old{i}", price=p, days_ago=24) for i, p in enumerate(before)]
     offers += [posted(who=f"new{i}", price=p, days_ago=1) for i, p in enumerate(now)]
     assert pulse(offers).wow_ask == (None if expected is None else Decimal(expected))
 
 
-def test_the_previous_window_is_the_same_length_just_before() -> None:
+def test_a_listing_standing_in_both_weeks_counts_in_both() -> None:
+    # Posted 10 days ago, it stands until 4 days from now: 20 the week before; 20 and 26 now.
     offers = [
-        posted(who="a", price="25", days_ago=2),
-        posted(who="b", price="20", days_ago=7),  # at the line: last week's
-        posted(who="c", price="20", days_ago=14 - 1 / 86400),  # just inside last week
-        posted(who="gone", price="99", days_ago=14),  # two weeks back: not counted
+        posted(who="still there", price="20", days_ago=10),
+        posted(who="new", price="26", days_ago=1),
     ]
-    assert pulse(offers).wow_ask == Decimal("0.25")
+    p = pulse(offers)
+    assert (p.sellers, p.median_ask, p.sell_offers) == (2, Decimal(23), 1)
+    assert p.wow_ask == (Decimal(23) - Decimal(20)) / Decimal(20) == Decimal("0.15")
+
+
+def test_the_previous_window_is_the_same_length_just_before() -> None:
+    # The week before is (now - 14 days, now - 7 days]; listings stand 14 days.
+    offers = [
+        posted(who="a", price="30", days_ago=2),  # after the week before: this week only
+        posted(who="edge", price="20", days_ago=7),  # at its closed end: both weeks
+        posted(who="old", price="10", days_ago=28 - 1 / 86400),  # lapses a second into it
+        posted(who="gone", price="99", days_ago=28),  # lapsed at its open start: neither
+    ]
+    # The week before: 10 and 20, median 15; this week: 20 and 30, median 25.
+    assert pulse(offers).wow_ask == (Decimal(25) - Decimal(15)) / Decimal(15)
 
 
 @pytest.mark.parametrize(
-    ("relays", "sellers", "distinct"),
+    ("relays", "posters", "sellers"),
     [
         pytest.param(
             [("broker", "Beijing", "100", 3)], 2, 1, id="a broker relaying a lot is one seller"
@@ -296,16 +318,18 @@ def test_the_previous_window_is_the_same_length_just_before() -> None:
         ),
     ],
 )
-def test_sellers_excluding_lookalikes(
-    relays: list[tuple[str, str, str, float]], sellers: int, distinct: int
+def test_a_brokers_repost_is_never_a_party_of_its_own(
+    relays: list[tuple[str, str, str, float]], posters: int, sellers: int
 ) -> None:
+    # Same GPU, side, deal, 64 GPUs and place, within 1%, within 24 hours of an advertisement
+    # of the lot (the owner's, or a broker's): a repost. The raw figures still see its post.
     owner = posted(who="owner", price="100", gpus=64, location="Beijing", days_ago=4)
     others = [
         posted(who=w, price=p, gpus=64, location=place, days_ago=4 - h / 24)
         for w, place, p, h in relays
     ]
     p = pulse([owner, *others])
-    assert (p.sellers, p.sellers_excluding_lookalikes) == (sellers, distinct)
+    assert (p.sellers, p.sell_posters, p.sell_offers) == (sellers, posters, 1 + len(relays))
 
 
 def test_usd_offers_are_compared_in_the_desks_currency() -> None:
@@ -364,22 +388,29 @@ def test_market_lists_active_pairs_busiest_first() -> None:
         posted(who="d", gpu="H200"),
         posted(who="e", gpu="H100"),
         posted(who="e", gpu="H100", days_ago=2),
-        posted(who="f", gpu="B200", days_ago=9),  # only last week: not active now
+        posted(who="f", gpu="B200", days_ago=9),  # posted last week, standing still
+        posted(who="g", gpu="A800", days_ago=22),  # lapsed a day before the window
     ]
     market = compute_market(offers, now=NOW)
-    # H200 has three parties; A100 sale and H100 rent one each, H100 with more posts first.
+    # H200 has three parties; A100 sale, H100 rent and B200 rent one each: H100 with two posts
+    # in the window first, then A100 with one, then B200 with none.
     assert [(p.gpu, p.deal) for p in market] == [
         ("H200", Deal.RENT),
         ("H100", Deal.RENT),
         ("A100", Deal.SALE),
+        ("B200", Deal.RENT),
     ]
-    assert market[0].reading == Reading.SELLERS_OUTNUMBER
+    assert market[0].reading == Reading.SELLERS_OUTNUMBER  # 2 to 1: 2 < 3·1, 2·2 >= 3·1
+    assert [(p.sellers, p.sell_offers) for p in market[1:]] == [(1, 2), (1, 1), (1, 0)]
 
 
 # --- architecture -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("module", [gpudesk.market.match, gpudesk.market.pulse])
+@pytest.mark.parametrize(
+    "module",
+    [gpudesk.market.match, gpudesk.market.pulse, gpudesk.market.listings, gpudesk.market.digest],
+)
 def test_the_core_imports_only_the_standard_library_and_the_market(module: ModuleType) -> None:
     assert module.__file__ is not None
     source = Path(module.__file__).read_text()

@@ -8,7 +8,9 @@ ids come from the export and the ledger ignores a message it already has.
 Writes are grouped into one ledger transaction per batch (at most `BATCH_SECONDS` or
 `BATCH_MESSAGES`, whichever comes first): one commit per message would cost more than the
 reading itself, and short batches let a running bot still get the write lock between them.
-Skipped and broken records are counted and listed in the `ImportReport`, never fatal.
+Each message is a savepoint within its batch: one the desk cannot read rolls back its own
+writes only, and is listed as a problem. Skipped and broken records are counted and listed in
+the `ImportReport`, never fatal.
 """
 
 from __future__ import annotations
@@ -152,9 +154,10 @@ def _batch(
             count += 1
             if isinstance(entry, Read):
                 message = retarget(entry.message, targets) if targets else entry.message
-                replies = desk.handle(message)
+                failed = desk.failed
+                desk.handle(message)  # history: no replies, and only its own writes if it fails
                 report.read += 1
-                if replies:  # history gets no answers: a reply here is the desk's error notice
+                if desk.failed != failed:
                     report.problems.append(
                         Problem(export.path, entry.line, "the desk could not read it; see the log")
                     )

@@ -320,7 +320,11 @@ def find_command(text: str) -> tuple[Command | None, list[str]] | None:
 
     A slash word that names no command gives (None, args): the caller says it is unknown.
     """
-    words = text.strip().split()
+    text = text.lstrip()
+    # Most messages are no command: a look at the first characters says so, before any split.
+    if not text.startswith(_COMMAND_STARTS):
+        return None
+    words = text.split()
     if not words:
         return None
     head = words[0]
@@ -339,6 +343,10 @@ def find_command(text: str) -> tuple[Command | None, list[str]] | None:
     alias, command = max(named, key=lambda pair: len(pair[0]))
     rest = head[len(alias) :]
     return command, ([rest] if rest else []) + words[1:]
+
+
+# What a command starts with: a slash, or one of the Chinese names (no slash on WeChat).
+_COMMAND_STARTS = ("/", *(a for c in COMMANDS for a in c.aliases if not a.isascii()))
 
 
 def _lookup(name: str) -> Command | None:

@@ -33,7 +33,6 @@ from gpudesk.handlers.commands import (
 from gpudesk.handlers.texts import say
 from gpudesk.handlers.watching import alerts_for
 from gpudesk.market.book import PostedOffer
-from gpudesk.market.match import is_repost
 from gpudesk.market.message import ChatMessage, Reply
 from gpudesk.market.normalise import gpu_count
 from gpudesk.market.offer import Offer
@@ -88,11 +87,17 @@ class Desk:
         # -- outbox (issue 9): platforms whose adapter sends from the ledger's outbox and marks
         # each reply sent (`gpudesk run` sets it); replies to others are only returned.
         self.outbox_platforms: frozenset[str] = frozenset()
+        # Messages `handle` could not read (logged, kept unread for `recover()`): an import
+        # counts its problems by it, since history gets no error replies.
+        self.failed = 0
 
     # -- the entry point --------------------------------------------------------------------
 
     def handle(self, message: ChatMessage) -> list[Reply]:
-        """Store `message`, act on it, and return what to say. Never raises on bad input."""
+        """Store `message`, act on it, and return what to say. Never raises on bad input.
+
+        Inside a caller's transaction (an import batch) it is a savepoint: a message that
+        cannot be read rolls back its own writes only, and is kept unread for `recover()`."""
         now = self.clock()
         message = clean(message)
         source = "live" if message.announce else "import"
@@ -101,22 +106,32 @@ class Desk:
             # transaction, and the answer is queued in the ledger's outbox within it, so a crash
             # leaves all of it or none of it; the adapter marks each reply sent.
             with self.ledger.transaction():
-                stored = self.ledger.store_message(message, received_at=now, source=source)
+                # Stored as read: a failure below rolls the mark back with everything else.
+                stored = self.ledger.store_message(
+                    message, received_at=now, source=source, handled=True
+                )
                 if not (stored.fresh or stored.changed) and stored.handled:
                     return []  # delivered before: the ledger already has it, and it was answered
                 replies = self._act(stored.id, message, now, edited=stored.changed)
+                if not stored.handled:  # delivered before, and not read then
+                    self.ledger.mark_handled(stored.id)
                 return self._queue(stored.id, replies, now)
         except Exception:
             # Rolled back: keep the message in the inbox (unhandled, for recover()), say sorry.
             log.exception("could not handle message %s in %s", message.message_id, message.chat_id)
+            self.failed += 1
             self.ledger.store_message(message, received_at=now, source=source)
+            if not message.announce:
+                return []  # history is answered by no one, not even with an apology
             return [self._reply(message, say(self._lang(message), "error.internal"))]
 
     def recover(self) -> int:
         """Read what a crash left stored but unread; returns how many messages it read."""
         pending = self.ledger.unhandled_messages()
         for message_row, message in pending:
-            self._act(message_row, message, self.clock(), edited=message.edited)
+            with self.ledger.transaction():
+                self._act(message_row, message, self.clock(), edited=message.edited)
+                self.ledger.mark_handled(message_row)
         return len(pending)
 
     def needs_admin(self, text: str) -> bool:
@@ -141,9 +156,9 @@ class Desk:
     def _act(
         self, message_row: int, message: ChatMessage, now: datetime, *, edited: bool
     ) -> list[Reply]:
+        """Read a stored message (the caller marks it read, in its transaction)."""
         found = find_command(message.text)
         if found is not None:
-            self.ledger.mark_handled(message_row)
             return self._command(message, found, now) if message.announce else []
         if len(message.text) > MAX_READ_CHARS:
             log.warning(
@@ -151,31 +166,28 @@ class Desk:
                 message.message_id,
                 len(message.text),
             )
-            self.ledger.mark_handled(message_row)
             return []
         offers = self.parse(message.text)
         # A message with no offers may end a deal ("H100已出，谢谢各位"): issue 11.
         said = None if offers else detect_withdrawal(message.text)
-        with self.ledger.transaction():
-            kept = False  # a post edited into "已出" keeps what it advertised, and ends it
-            if edited:
-                self.ledger.drop_offers_of_message(message_row)
-                kept = self.ledger.forget_listing_facts(message_row, keep_adverts=said is not None)
-            fresh = [
-                posted
-                for item, offer in enumerate(offers)
-                if (posted := self._book(message_row, item, message, offer)) is not None
-            ]
-            if said is not None:
-                self.ledger.record_withdrawal(
-                    message_row=message_row,
-                    message=message,
-                    said=said,
-                    at=now if kept else message.sent_at,
-                    lifetime=self.settings.offer_lifetime,
-                    reply_to_id=message.message_id if kept else None,
-                )
-            self.ledger.mark_handled(message_row)
+        kept = False  # a post edited into "已出" keeps what it advertised, and ends it
+        if edited:
+            self.ledger.drop_offers_of_message(message_row)
+            kept = self.ledger.forget_listing_facts(message_row, keep_adverts=said is not None)
+        fresh = [
+            posted
+            for item, offer in enumerate(offers)
+            if (posted := self._book(message_row, item, message, offer)) is not None
+        ]
+        if said is not None:
+            self.ledger.record_withdrawal(
+                message_row=message_row,
+                message=message,
+                said=said,
+                at=now if kept else message.sent_at,
+                lifetime=self.settings.offer_lifetime,
+                reply_to_id=message.message_id if kept else None,
+            )
         replies = self._announce(message, fresh, now)
         # -- watches (issue 10): tell the members whose standing orders these offers meet.
         return replies + alerts_for(self.ledger, self.settings, message_row, message, fresh, now)
@@ -184,10 +196,30 @@ class Desk:
         self, message_row: int, item: int, message: ChatMessage, offer: Offer
     ) -> PostedOffer | None:
         """Put one offer in the book; None when it is the poster's standing offer again."""
+        ledger = self.ledger
         at = message.sent_at
-        lifetime = self.settings.offer_lifetime
-        candidate = PostedOffer(
-            id=0,
+        expires_at = at + self.settings.offer_lifetime
+        gpus = gpu_count(offer)
+        unit_price = ledger.unit_prices(offer)[2]
+        standing = ledger.repost_of(
+            message.platform, message.poster_id, offer, gpus=gpus, unit_price=unit_price, at=at
+        )
+        if standing is not None:
+            ledger.refresh_offer(standing, seen_at=at, expires_at=expires_at)
+            self._advertised(message_row, item, message, offer, gpus, standing)
+            return None
+        offer_id = ledger.add_offer(
+            message_row=message_row,
+            item=item,
+            message=message,
+            offer=offer,
+            gpus=gpus,
+            posted_at=at,
+            expires_at=expires_at,
+        )
+        self._advertised(message_row, item, message, offer, gpus, offer_id)
+        return PostedOffer(
+            id=offer_id,
             offer=offer,
             poster_id=message.poster_id,
             poster_name=message.poster_name,
@@ -195,30 +227,20 @@ class Desk:
             chat_id=message.chat_id,
             chat_title=message.chat_title,
             posted_at=at,
-            unit_price=self.ledger.valuation.unit_price(offer),
-            gpus=gpu_count(offer),
+            unit_price=unit_price,
+            gpus=gpus,
             message_id=message.message_id,
             link=message.link,
         )
-        for standing in self.ledger.poster_offers(message.platform, message.poster_id, now=at):
-            if is_repost(candidate, standing.posted):
-                self.ledger.refresh_offer(standing.id, seen_at=at, expires_at=at + lifetime)
-                self._advertised(message_row, item, message, candidate, standing.id)
-                return None
-        offer_id = self.ledger.add_offer(
-            message_row=message_row,
-            item=item,
-            message=message,
-            offer=offer,
-            gpus=candidate.gpus,
-            posted_at=at,
-            expires_at=at + lifetime,
-        )
-        self._advertised(message_row, item, message, candidate, offer_id)
-        return replace(candidate, id=offer_id)
 
     def _advertised(
-        self, message_row: int, item: int, message: ChatMessage, posted: PostedOffer, offer_id: int
+        self,
+        message_row: int,
+        item: int,
+        message: ChatMessage,
+        offer: Offer,
+        gpus: int | None,
+        offer_id: int,
     ) -> None:
         """Every offer read is an advertisement, a repost too: the pulse counts listings from
         them (issue 11)."""
@@ -226,8 +248,8 @@ class Desk:
             message_row=message_row,
             item=item,
             message=message,
-            offer=posted.offer,
-            gpus=posted.gpus,
+            offer=offer,
+            gpus=gpus,
             offer_id=offer_id,
         )
 
@@ -315,13 +337,19 @@ def clean(message: ChatMessage) -> ChatMessage:
     for name in ("text", "sender_name", "origin_sender_name", "chat_title"):
         value = getattr(message, name)
         if value is not None:
-            fields[name] = _clean_text(value)
-    return replace(message, **fields)
+            cleaned = _clean_text(value)
+            if cleaned is not value:
+                fields[name] = cleaned
+    return replace(message, **fields) if fields else message
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def _clean_text(text: str) -> str:
+    """`text` itself when it is clean already (the common case: no copy made)."""
+    if _CONTROL.search(text) is None and _SURROGATE.search(text) is None:
+        return text
     text = text.encode("utf-8", "replace").decode("utf-8")  # lone surrogates become "?"
     return _CONTROL.sub("", text)

@@ -24,9 +24,10 @@ from gpudesk.handlers import format as fmt
 from gpudesk.handlers.chart import render_chart
 from gpudesk.handlers.texts import say
 from gpudesk.market.book import PostedOffer
-from gpudesk.market.digest import HISTORY_WEEKS, Digest, build_digest, week_label
+from gpudesk.market.digest import HISTORY_WEEKS, Digest, Notable, build_digest, week_label
 from gpudesk.market.message import Reply
 from gpudesk.market.normalise import unit_for
+from gpudesk.market.offer import Offer
 from gpudesk.market.privacy import mask_personal
 from gpudesk.market.pulse import WEEK, Pulse, Reading
 from gpudesk.storage.ledger import ChatRecord, Ledger
@@ -60,8 +61,9 @@ def load_digest(
 ) -> Digest:
     """The digest of `(start, end]` for `chat` (None: the whole market, every group)."""
     scope = (chat.platform, chat.chat_id) if chat is not None and chat.scope == "group" else None
-    # The chart goes back HISTORY_WEEKS windows from `end`; the first of them also serves the
-    # week-on-week move. offers_seen_between's end is exclusive, the window's inclusive.
+    # Every figure, the notable offers too, comes from the listings (issue 11); the offers
+    # give the notable listings their words, so they reach back as far as the chart.
+    # offers_seen_between's end is exclusive, the window's inclusive.
     since = end - HISTORY_WEEKS * (end - start)
     records = ledger.offers_seen_between(since, end + timedelta(microseconds=1), chat=scope)
     return build_digest(
@@ -72,7 +74,6 @@ def load_digest(
         currency=settings.valuation.currency,
         thresholds=settings.thresholds,
         matches=ledger.matches_between(start, end, chat=scope),
-        # The table, headline and chart: the week's pulse by listings (issue 11).
         book=ledger.listings(until=end, lifetime=settings.offer_lifetime, chat=scope),
         zone=settings.zone,
     )
@@ -227,35 +228,38 @@ def _table(digest: Digest, lang: str, rows: int) -> str:
     return "\n".join(lines)
 
 
-def _offer_line(posted: PostedOffer, digest: Digest, lang: str) -> str:
+def _offer_line(notable: Notable, digest: Digest, lang: str) -> str:
+    """A lowest ask or highest bid: a listing standing in the week, at its party's price."""
+    offer = notable.offer
     return say(
         lang,
         "digest.offer",
-        model=_model(posted),
-        deal=say(lang, f"deal.{posted.offer.deal.value}"),
-        price=_unit_price(posted, digest, lang),
-        qty=fmt.quantity(posted.offer, lang),
-        place=posted.offer.location or say(lang, "place.unknown"),
-        name=_name(posted),
+        model=_model(offer),
+        deal=say(lang, f"deal.{offer.deal.value}"),
+        price=_listing_price(notable, digest, lang),
+        qty=fmt.quantity(offer, lang),
+        place=offer.location or say(lang, "place.unknown"),
+        name=mask_personal(notable.name),
     )
 
 
-def _lot_line(posted: PostedOffer, digest: Digest, lang: str) -> str:
+def _lot_line(notable: Notable, digest: Digest, lang: str) -> str:
+    """A largest lot: a listing standing in the week, its size in GPUs, at its own price."""
+    offer = notable.offer
     return say(
         lang,
         "digest.lot",
-        side=say(lang, f"side.{posted.offer.side.value}"),
-        model=_model(posted),
-        deal=say(lang, f"deal.{posted.offer.deal.value}"),
-        qty=say(lang, "qty.gpus", n=posted.gpus),
-        price=_unit_price(posted, digest, lang),
-        place=posted.offer.location or say(lang, "place.unknown"),
-        name=_name(posted),
+        side=say(lang, f"side.{offer.side.value}"),
+        model=_model(offer),
+        deal=say(lang, f"deal.{offer.deal.value}"),
+        qty=say(lang, "qty.gpus", n=notable.gpus),
+        price=_listing_price(notable, digest, lang),
+        place=offer.location or say(lang, "place.unknown"),
+        name=mask_personal(notable.name),
     )
 
 
-def _model(posted: PostedOffer) -> str:
-    offer = posted.offer
+def _model(offer: Offer) -> str:
     memory = f"{offer.memory_gb}G" if offer.memory_gb else None
     return " ".join(part for part in (offer.gpu, offer.variant, memory) if part)
 
@@ -263,6 +267,13 @@ def _model(posted: PostedOffer) -> str:
 def _name(posted: PostedOffer) -> str:
     # A digest goes to a whole group: no phone numbers or WeChat ids in it (issue 9).
     return mask_personal(posted.poster_name or posted.poster_id)
+
+
+def _listing_price(notable: Notable, digest: Digest, lang: str) -> str:
+    if notable.price is None:
+        return say(lang, "price.unknown")
+    unit = unit_for(notable.listing.lot.deal)
+    return fmt.unit_money(notable.price, digest.currency, unit, lang)
 
 
 def _unit_price(posted: PostedOffer, digest: Digest, lang: str) -> str:

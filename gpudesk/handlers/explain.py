@@ -11,6 +11,7 @@ keeps it to a phone screen or two.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -276,10 +277,12 @@ class _Writer:
         return say(lang, "explain.standing", days=self.days)
 
 
-def _chat_name(post: ListingPost | None, chat: tuple[str, str]) -> str:
-    if post is not None and post.chat_title:
-        return post.chat_title
-    return chat[1]
+def _chat_name(post: ListingPost | None, chat: Hashable) -> str:
+    """The group's title, else its id; `chat` (a listing's own key, which may be a compact
+    code) is the last resort."""
+    if post is not None:
+        return post.chat_title or post.chat[1]
+    return chat[1] if isinstance(chat, tuple) else str(chat)
 
 
 def _excerpt(text: str, limit: int) -> str:

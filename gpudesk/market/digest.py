@@ -1,10 +1,11 @@
 """The weekly digest: what a group should know about its market's week, as data.
 
-`build_digest` takes the offers and the matches of some weeks and the window to sum up, and
-returns a `Digest`: the overall balance of sellers and buyers, one `Pulse` per active model (the
-table), the notable offers (lowest asks, highest bids, largest lots), the matches the desk made,
-and each model's median ask over the last weeks (the chart). Words, layout and pictures are the
-handlers' job (`handlers/digest_text.py`, `handlers/chart.py`); this module only counts.
+`build_digest` takes the listings (`market/listings.py`), the offers and the matches of some
+weeks and the window to sum up, and returns a `Digest`: the overall balance of sellers and
+buyers, one `Pulse` per active model (the table), the notable offers (lowest asks, highest bids,
+largest lots), the matches the desk made, and each model's median ask over the last weeks (the
+chart). Words, layout and pictures are the handlers' job (`handlers/digest_text.py`,
+`handlers/chart.py`); this module only counts.
 
 It also holds the digest calendar, as pure functions of a moment, a weekly time and a zone:
 the scheduled time at or before a moment (`occurrence_at_or_before`), the window a scheduled
@@ -13,30 +14,47 @@ its scheduled time (`occurrence_for_week`). A digest is labelled with the ISO we
 middle of its window, so the Monday 09:00 digest is that of the week just ended, a Sunday 20:00
 digest that of the week ending, and two weekly digests never share a label.
 
-Counting rules are `market/pulse.py`'s: an offer belongs to the window it was posted in, a party
-counts once per side, and prices use each party's latest priced offer.
+Every figure is the pulse of the ISO week the digest is labelled with, counted by listings (issue
+11, docs/pulse.md): a party is in the week when one of its listings stands at any moment of it,
+it counts once per side of a model, at its latest own price in force. The notable offers are
+listings standing in that week too, so each line traces to a listing `explain` shows: a lowest
+ask (highest bid) is its party's counted price, the pulse's best ask (bid); a largest lot is the
+listing whose quantity the pulse counted for its party. A seller posting last week and standing
+still is there; one whose listing lapsed or was withdrawn is not.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 
 from gpudesk.market.book import PostedOffer
-from gpudesk.market.listings import Listings, Week, market_parties
+from gpudesk.market.listings import (
+    Listing,
+    Listings,
+    Lot,
+    Standing,
+    Week,
+    adverts_from_posts,
+    build_listings,
+    market_parties,
+    micros,
+    standing_in,
+)
 from gpudesk.market.listings import pulses as listing_pulses
+from gpudesk.market.match import same_price
 from gpudesk.market.normalise import Unit, unit_for
-from gpudesk.market.offer import Currency, Deal, Side
+from gpudesk.market.offer import Currency, Deal, Offer, QuantityUnit, Side
 from gpudesk.market.pulse import (
+    DEFAULT_LIFETIME,
     WEEK,
     Party,
     Pulse,
     Reading,
     ReadingThresholds,
-    compute_market,
-    compute_pulse,
     read_market,
 )
 
@@ -76,6 +94,50 @@ class MadeMatch:
 
 
 @dataclass(frozen=True, slots=True)
+class Notable:
+    """One listing standing in the digest's week, as a notable list quotes it.
+
+    `price` is its own price in force that week: the last its party stated for it before the
+    week's end (or before it ended). Among the lowest asks and highest bids it is also its
+    party's price in the week, the one the pulse counted. `post` is the offer its party posted
+    with that price (for a listing with no price, its latest): its words, the model and quantity
+    as stated, and the poster's name. None when that post is not among the offers read (older
+    than the chart's span); the listing then speaks for itself.
+    """
+
+    listing: Listing  # what `explain` lists: its party, lot and posts
+    price: Decimal | None  # per GPU-hour (rent) or per GPU (sale), in the digest's currency
+    post: PostedOffer | None
+
+    @property
+    def offer(self) -> Offer:
+        """The offer as its party stated it, else as its listing knows it (in GPUs)."""
+        if self.post is not None:
+            return self.post.offer
+        lot = self.listing.lot
+        return Offer(
+            side=lot.side,
+            deal=lot.deal,
+            gpu=lot.gpu,
+            variant=self.listing.variant,
+            quantity=lot.gpus,
+            quantity_unit=None if lot.gpus is None else QuantityUnit.GPU,
+            location=lot.place,
+        )
+
+    @property
+    def name(self) -> str:
+        """Its party's name as it posted, else its poster id."""
+        if self.post is not None and self.post.poster_name:
+            return self.post.poster_name
+        return self.listing.party[1]
+
+    @property
+    def gpus(self) -> int | None:
+        return self.listing.lot.gpus
+
+
+@dataclass(frozen=True, slots=True)
 class Overall:
     """The whole market in one line: distinct parties on each side across every model."""
 
@@ -97,7 +159,7 @@ class Overall:
 
 @dataclass(frozen=True, slots=True)
 class WeekPoint:
-    """One model over one past window: its median ask and the parties on each side."""
+    """One model over one past week: its median ask and the parties on each side."""
 
     end: datetime
     median_ask: Decimal | None
@@ -107,7 +169,7 @@ class WeekPoint:
 
 @dataclass(frozen=True, slots=True)
 class History:
-    """One (gpu, deal) over the last `HISTORY_WEEKS` windows, oldest first (the chart's line)."""
+    """One (gpu, deal) over the last `HISTORY_WEEKS` weeks, oldest first (the chart's line)."""
 
     gpu: str
     deal: Deal
@@ -119,22 +181,22 @@ class History:
 class Digest:
     """One week of one market (every group, or one group's own when its scope says so)."""
 
-    week: str  # ISO week label, "2026-W47"
-    start: datetime  # the window is (start, end], UTC
+    week: str  # ISO week label, "2026-W47": the week the figures are the pulse of
+    start: datetime  # the window the digest was sent for is (start, end], UTC: its matches
     end: datetime
     currency: Currency
     overall: Overall
     models: tuple[Pulse, ...]  # the table: every active (gpu, deal), busiest first
-    lowest_asks: tuple[PostedOffer, ...]  # the cheapest ask of each of the busiest models
-    highest_bids: tuple[PostedOffer, ...]  # the highest bid of each of the busiest models
-    largest_lots: tuple[PostedOffer, ...]  # the most GPUs, either side, any model
+    lowest_asks: tuple[Notable, ...]  # the cheapest ask of each of the busiest models
+    highest_bids: tuple[Notable, ...]  # the highest bid of each of the busiest models
+    largest_lots: tuple[Notable, ...]  # the most GPUs, either side, any model
     matches: tuple[MadeMatch, ...]  # the best few made in the window (see `relative_gap`)
     match_count: int  # all the matches made in the window
     history: tuple[History, ...]  # one per row of `models`, same order
 
     @property
     def quiet(self) -> bool:
-        """Nobody posted an offer in the window: there is nothing to send."""
+        """Nobody stood or posted in the week: there is nothing to send."""
         return not self.models
 
 
@@ -151,28 +213,26 @@ def build_digest(
     notable: int = NOTABLE,
     book: Listings | None = None,
     zone: tzinfo = UTC,
+    lifetime: timedelta = DEFAULT_LIFETIME,
 ) -> Digest:
-    """The digest of `(start, end]`.
+    """The digest of the ISO week `week` in `zone`, sent for the window `(start, end]`.
 
-    `offers` should reach back `history_weeks` windows before `end` for the chart (and one
-    window for the week-on-week move); unit prices must already be in `currency`. `matches`
-    outside the window are ignored.
-
-    With `book` (the ledger's listings), the table, the headline and the chart are the pulse of
-    the ISO week `week` in `zone` by listings (issue 11): the figures `/price` and `gpudesk
-    export --what pulse` give for that week. Without it, `offers` are read the same way.
+    The table, the headline, the chart and the notable offers are read from the listings in
+    `book` (the ledger's, up to `end`): the pulse `/price`, `explain` and `gpudesk export --what
+    pulse` give for that week, and the listings behind it. Without `book`, the listings are read
+    from `offers` posted up to `end`, one advertisement each, standing `lifetime` after their
+    last. `offers` give the notable listings their words; they should reach back
+    `history_weeks` weeks. Unit prices must already be in `currency`. `matches` made outside
+    the window are left out.
     """
-    window = end - start
     if book is None:
-        pulses = compute_market(
-            offers, now=end, window=window, currency=currency, thresholds=thresholds
-        )
-    else:
-        iso = Week.parse(week, zone)
-        pulses = listing_pulses(book, [iso], currency=currency, thresholds=thresholds)
-    current = [o for o in offers if start < o.posted_at <= end]
-    latest = _latest_by_lot(current)
-    busiest = {(p.gpu, p.deal) for p in pulses[:notable]}
+        seen = (o for o in offers if o.posted_at <= end)
+        book = build_listings(adverts_from_posts(seen), lifetime=lifetime)
+    iso = Week.parse(week, zone)
+    pulses = listing_pulses(book, [iso], currency=currency, thresholds=thresholds)
+    # The listings behind each row of the table: what the notable lists quote.
+    standing = {(p.gpu, p.deal): standing_in(book, p.gpu, p.deal, iso) for p in pulses}
+    posts = _Posts(offers)
     week_matches = [m for m in matches if start < m.matched_at <= end]
     # The best deals first: priced, the bid furthest above the ask, then the newest.
     best_matches = sorted(
@@ -189,32 +249,21 @@ def build_digest(
         start=start,
         end=end,
         currency=currency,
-        overall=_overall(current, pulses, thresholds)
-        if book is None
-        else _overall_by_listings(book, iso, pulses, thresholds),
+        overall=_overall(book, iso, pulses, thresholds),
         models=tuple(pulses),
-        lowest_asks=_best_per_model(latest, Side.SELL, busiest, pulses),
-        highest_bids=_best_per_model(latest, Side.BUY, busiest, pulses),
-        largest_lots=tuple(
-            sorted(
-                (o for o in latest if o.gpus),
-                key=lambda o: (-(o.gpus or 0), o.posted_at, o.id),
-            )[:notable]
-        ),
+        lowest_asks=_best_per_model(pulses[:notable], standing, Side.SELL, posts, iso),
+        highest_bids=_best_per_model(pulses[:notable], standing, Side.BUY, posts, iso),
+        largest_lots=_largest_lots(standing, posts, iso, notable),
         matches=tuple(best_matches[:notable]),
         match_count=len(week_matches),
-        history=tuple(
-            _history(offers, p.gpu, p.deal, end, window, history_weeks, currency, thresholds)
-            for p in pulses
-        )
-        if book is None
-        else _history_by_listings(book, iso, pulses, history_weeks, currency, thresholds),
+        history=_history(book, iso, pulses, history_weeks, currency, thresholds),
     )
 
 
-def _overall_by_listings(
+def _overall(
     book: Listings, week: Week, pulses: Sequence[Pulse], thresholds: ReadingThresholds
 ) -> Overall:
+    # A party selling H100 and A100 is one seller in the market: count parties, not rows.
     parties = market_parties(book, week.start, week.end)
     return Overall(
         sellers=parties.sellers,
@@ -225,7 +274,83 @@ def _overall_by_listings(
     )
 
 
-def _history_by_listings(
+def _best_per_model(
+    models: Sequence[Pulse],
+    standing: Mapping[tuple[str, Deal], Sequence[Standing]],
+    side: Side,
+    posts: _Posts,
+    week: Week,
+) -> tuple[Notable, ...]:
+    """The lowest ask (or highest bid) of each of `models`, in the table's order.
+
+    Only among the listings whose price is their party's price in the week (one per party), so
+    the price shown is the pulse's best ask (or bid), quoted from the listing it was stated on.
+    Between equal prices, the one listed first.
+    """
+    sign = 1 if side is Side.SELL else -1
+    found = []
+    for pulse in models:
+        priced = [
+            s
+            for s in standing[(pulse.gpu, pulse.deal)]
+            if s.listing.lot.side is side and s.counted_price and s.price is not None
+        ]
+        if priced:
+            best = min(
+                priced, key=lambda s: (sign * (s.price or 0), s.listing.first_at, s.listing.id)
+            )
+            found.append(posts.notable(best, week))
+    return tuple(found)
+
+
+def _largest_lots(
+    standing: Mapping[tuple[str, Deal], Sequence[Standing]],
+    posts: _Posts,
+    week: Week,
+    count: int,
+) -> tuple[Notable, ...]:
+    """The most GPUs, either side, any model: of each party on each side of a model, the
+    listing the pulse took its quantity from (the one it advertised last), at its own price.
+    Between equal sizes, the one listed first."""
+    lots = [
+        s for found in standing.values() for s in found if s.counted_quantity and s.listing.lot.gpus
+    ]
+    lots.sort(key=lambda s: (-(s.listing.lot.gpus or 0), s.listing.first_at, s.listing.id))
+    return tuple(posts.notable(s, week) for s in lots[:count])
+
+
+class _Posts:
+    """The offers read, by party and lot: the post behind a notable listing's price."""
+
+    def __init__(self, offers: Iterable[PostedOffer]):
+        self.by_lot: dict[tuple[Party, Lot], list[PostedOffer]] = {}
+        for o in sorted(offers, key=lambda o: (o.posted_at, o.id)):
+            lot = Lot(o.offer.side, o.offer.deal, o.offer.gpu, o.gpus, o.offer.location)
+            self.by_lot.setdefault((o.party, lot), []).append(o)
+
+    def notable(self, standing: Standing, week: Week) -> Notable:
+        """A standing listing with the post that stated its price in the week: its party's
+        latest offer of the lot at that price (a repost at the price refreshes the offer that
+        first stated it), posted at or before that time."""
+        listing = standing.listing
+        until = min(micros(week.end), listing.ends_at)
+        stated = listing.price_before(until)
+        if stated is None:  # no price: its latest own post
+            times = listing.own_times
+            at = times[max(0, bisect_left(times, until) - 1)]
+        else:
+            at = stated[0]
+        post = None
+        for candidate in reversed(self.by_lot.get((listing.party, listing.lot), ())):
+            if micros(candidate.posted_at) <= at and same_price(
+                candidate.unit_price, standing.price
+            ):
+                post = candidate
+                break
+        return Notable(listing, standing.price, post)
+
+
+def _history(
     book: Listings,
     week: Week,
     pulses: Sequence[Pulse],
@@ -250,90 +375,6 @@ def _history_by_listings(
             )
         histories.append(History(pulse.gpu, pulse.deal, unit_for(pulse.deal), tuple(points)))
     return tuple(histories)
-
-
-def _overall(
-    current: Sequence[PostedOffer], pulses: Sequence[Pulse], thresholds: ReadingThresholds
-) -> Overall:
-    # A party selling H100 and A100 is one seller in the market: count parties, not rows.
-    sellers = {o.party for o in current if o.offer.side is Side.SELL}
-    buyers = {o.party for o in current if o.offer.side is Side.BUY}
-    lead = next((p for p in pulses if p.wow_ask is not None), None)
-    return Overall(
-        sellers=len(sellers),
-        buyers=len(buyers),
-        posts=len(current),
-        reading=read_market(len(sellers), len(buyers), thresholds),
-        lead=lead,
-    )
-
-
-def _latest_by_lot(offers: Iterable[PostedOffer]) -> list[PostedOffer]:
-    """Each party's latest offer per (gpu, deal, side): pulse.py's one-voice-per-party rule.
-
-    A seller who cut their price mid-week is quoted at the new price, and one noisy poster
-    fills at most one line of a notable list per model and side.
-    """
-    latest: dict[tuple[Party, str, Deal, Side], PostedOffer] = {}
-    for o in sorted(offers, key=lambda o: (o.posted_at, o.id)):
-        latest[(o.party, o.offer.gpu, o.offer.deal, o.offer.side)] = o
-    return list(latest.values())
-
-
-def _best_per_model(
-    latest: Sequence[PostedOffer],
-    side: Side,
-    models: set[tuple[str, Deal]],
-    order: Sequence[Pulse],
-) -> tuple[PostedOffer, ...]:
-    """The lowest ask (or highest bid) of each model in `models`, in the table's order.
-
-    Only among each party's latest priced offer, so the price shown is the pulse's best ask
-    (or bid) and the poster is who stands behind it now.
-    """
-    best: dict[tuple[str, Deal], PostedOffer] = {}
-    for o in latest:
-        key = (o.offer.gpu, o.offer.deal)
-        if o.offer.side is not side or key not in models or o.unit_price is None:
-            continue
-        current = best.get(key)
-        if current is None or _better(o, current, side):
-            best[key] = o
-    ranked = [best[(p.gpu, p.deal)] for p in order if (p.gpu, p.deal) in best]
-    return tuple(ranked)
-
-
-def _better(a: PostedOffer, b: PostedOffer, side: Side) -> bool:
-    assert a.unit_price is not None and b.unit_price is not None
-    if a.unit_price != b.unit_price:
-        return a.unit_price < b.unit_price if side is Side.SELL else a.unit_price > b.unit_price
-    return (a.posted_at, a.id) < (b.posted_at, b.id)  # the first to quote it
-
-
-def _history(
-    offers: Sequence[PostedOffer],
-    gpu: str,
-    deal: Deal,
-    end: datetime,
-    window: timedelta,
-    weeks: int,
-    currency: Currency,
-    thresholds: ReadingThresholds,
-) -> History:
-    points = []
-    for back in range(weeks - 1, -1, -1):
-        week_end = end - back * window
-        pulse = compute_pulse(
-            offers,
-            gpu,
-            deal,
-            now=week_end,
-            window=window,
-            currency=currency,
-            thresholds=thresholds,
-        )
-        points.append(WeekPoint(week_end, pulse.median_ask, pulse.sellers, pulse.buyers))
-    return History(gpu, deal, unit_for(deal), tuple(points))
 
 
 # -- the calendar ------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ exactly as `gpudesk parse --json` prints it. Money is a `Decimal` so `7.5w` stay
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -48,15 +48,18 @@ class PricePer(StrEnum):
 
     @property
     def per_server(self) -> bool:
-        return self.value.startswith("server")
+        return _PER_SERVER[self]
 
     @property
     def hours(self) -> int | None:
         """Hours one price buys for rent units (a month is 730 h, a year 8760 h); None for sale."""
-        return _HOURS.get(self.value.partition("_")[2] or "")
+        return _HOURS_OF[self]
 
 
 _HOURS = {"hour": 1, "month": 730, "year": 8760}
+# Worked out once per unit: every offer read and every price compared asks.
+_HOURS_OF = {per: _HOURS.get(per.value.partition("_")[2] or "") for per in PricePer}
+_PER_SERVER = {per: per.value.startswith("server") for per in PricePer}
 
 VARIANTS = ("SXM", "PCIe", "NVL")
 
@@ -79,13 +82,25 @@ class Offer:
     location: str | None = None
 
     def to_contract(self) -> dict[str, Any]:
-        """The JSON object of the contract: plain strings and numbers, None for unstated."""
-        record = asdict(self)
-        for key, value in record.items():
-            if isinstance(value, StrEnum):
-                record[key] = value.value
-        record["price"] = contract_number(self.price)
-        return record
+        """The JSON object of the contract: plain strings and numbers, None for unstated.
+
+        Field by field, in the dataclass's order (`dataclasses.asdict` deep-copies every
+        value, and the desk renders each offer it reads)."""
+        unit, currency, per = self.quantity_unit, self.currency, self.price_per
+        return {
+            "side": self.side.value,
+            "deal": self.deal.value,
+            "gpu": self.gpu,
+            "variant": self.variant,
+            "memory_gb": self.memory_gb,
+            "quantity": self.quantity,
+            "quantity_unit": None if unit is None else unit.value,
+            "gpus_per_server": self.gpus_per_server,
+            "price": contract_number(self.price),
+            "currency": None if currency is None else currency.value,
+            "price_per": None if per is None else per.value,
+            "location": self.location,
+        }
 
     @classmethod
     def from_contract(cls, record: dict[str, Any]) -> Offer:

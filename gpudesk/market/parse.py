@@ -35,8 +35,7 @@ from decimal import Decimal
 import ahocorasick
 
 from gpudesk.market import catalog, places
-from gpudesk.market.catalog import ASCII_ALNUM, ASCII_ALPHA
-from gpudesk.market.catalog import ModelQuery
+from gpudesk.market.catalog import ASCII_ALNUM, ASCII_ALPHA, ModelQuery
 from gpudesk.market.offer import Currency, Deal, Offer, PricePer, QuantityUnit, Side
 
 __all__ = ["parse_offers"]
@@ -57,6 +56,7 @@ CNY, USD = Currency.CNY, Currency.USD
 
 # Cue kinds.
 MODEL, VARIANT, PLACE, INTENT, DEAL, FLIP, QUESTION, VETO, DONE, WORD, NUMWORD, MONEY = range(12)
+LEASE = 12  # how long the GPUs are wanted ("for a month"): a rental
 
 # What a cue says about the number right after it (bit flags).
 IGNORE_NEXT = 1  # "IB 400G", "内存 512G", "押金 2w", "min order 8": not a count or price
@@ -74,6 +74,7 @@ class _Cue:
     deal: Deal | None = None
     deal_strong: bool = False
     have: bool = False  # "I have": inside a question ("有 H100 吗?") it asks instead
+    rents: bool = False  # a verb of renting: after "anyone" it asks who rents out ("有人租 X 吗")
     before: int = 0  # IGNORE_NEXT / PRICE_NEXT / QTY_NEXT
     span: str | None = None  # "月租": prices after it are per month
     unit: QuantityUnit | None = None  # "每卡": prices after it are per GPU
@@ -149,9 +150,10 @@ _KEYWORDS: tuple[tuple[str, _Cue], ...] = (
         _Cue(FLIP),
     ),
     # --- sale against rent ---
+    ("租|租赁|租用|lease|rent", _Cue(DEAL, deal=RENT, deal_strong=True, rents=True)),
     (
-        "租|租赁|租用|短租|长租|租期|起租|日租|机时|裸金属|lease|leased|rental|rentals|rent"
-        "|reserved|bare metal|bare-metal|on-demand|on demand",
+        "短租|长租|租期|起租|日租|机时|裸金属|leased|rental|rentals|reserved|bare metal|bare-metal"
+        "|on-demand|on demand",
         _Cue(DEAL, deal=RENT, deal_strong=True),
     ),
     ("卡时", _Cue(DEAL, deal=RENT, deal_strong=True, span="hour", unit=GPU)),
@@ -247,26 +249,54 @@ _NUMBER_WORDS = {
     "a single": 1,
 }
 
+# How long the GPUs are wanted, without digits ("for a month", "用半年"): a lease, so a rental,
+# like "for 2 weeks". A warranty's term is not one ("warranty for a year").
+_LEASE_LEADS = ("for a", "for an", "for a few", "for a couple of", "for several", "for the next")
+_LEASE_UNITS = ("hour", "day", "week", "month", "quarter", "year")
+_LEASE_LEADS_ZH = ("用",)
+_LEASE_COUNTS_ZH = ("一", "两", "二", "三", "四", "五", "六", "七", "八", "九", "十", "半", "几")
+_LEASE_UNITS_ZH = ("个月", "个多月", "周", "个星期", "星期", "天", "年")
+_WARRANTY_WORDS = ("warranty", "保修", "质保")
 
-_ALNUM = ASCII_ALNUM
+
+def _lease_phrases() -> list[str]:
+    english = [
+        f"{lead} {unit}{plural}"
+        for lead in _LEASE_LEADS
+        for unit in _LEASE_UNITS
+        for plural in ("", "s")
+    ]
+    chinese = [
+        lead + count + unit
+        for lead in _LEASE_LEADS_ZH
+        for count in _LEASE_COUNTS_ZH
+        for unit in _LEASE_UNITS_ZH
+    ]
+    return english + chinese
+
 
 # How a keyword's edges are checked: not at all (Chinese), as an English word (bit flags: its
 # first or last character is a letter or digit, so the character beside it must not be one), as
 # a model name (`h100s`, `8xh100`), as a form factor (`h100sxm`), or as an upper-case code
-# (`LA`, `HK`). A silent keyword (收到) is only there to hide a shorter one inside it (收), and
-# is dropped at once.
-NO_CHECK, WORD_START, WORD_END, WORD_CHECK, MODEL_CHECK, VARIANT_CHECK, CASED, SILENT = range(8)
+# (`LA`, `HK`). A place that starts with a counter is no place right after a number ("5张北京" is
+# five cards in Beijing, not 张北 and 京). A silent keyword (收到) is only there to hide a shorter
+# one inside it (收), and is dropped at once.
+NO_CHECK, WORD_START, WORD_END, WORD_CHECK, MODEL_CHECK, VARIANT_CHECK = range(6)
+CASED, COUNTED, SILENT = range(6, 9)
 
 # What the scan does with a cue it keeps (bit flags): list it for the surveys of intent, deal,
 # place and so on; note a model; blank it in the copy the number scan reads (models, variants,
-# number words); note that it bears on the number after it; note a money or a question word;
-# or drop the message (news, gossip, vouchers).
+# places, number words); note that it bears on the number after it; note a money or a question
+# word; or drop the message (news, gossip, vouchers).
 LIST, NOTE_MODEL, BLANK, HINT, NOTE_MONEY, NOTE_QUESTION, DROP = 1, 2, 4, 8, 16, 32, 64
 
-_MODEL_MARK, _VARIANT_MARK = "\x01", "\x02"  # model/variant names blanked for the number scan
+# Model, variant and place names blanked for the number scan: `4090` is not a number, and 天津
+# does not start with a day (天).
+_MODEL_MARK, _VARIANT_MARK, _PLACE_MARK = "\x01", "\x02", "\x03"
+_COUNTER_CHARS = frozenset("台张卡片块颗套")
 
-# key -> (length, cue, edge check, what to keep, the blank or the upper-case spelling)
-_Entry = tuple[int, _Cue, int, int, "str | None"]
+# key -> (length, cue, edge check, what to keep, its blank, its upper-case spelling)
+_Entry = tuple[int, _Cue, int, int, "str | None", "str | None"]
 
 
 def _entry(key: str, cue: _Cue, check: int, cased: str | None = None) -> _Entry:
@@ -276,28 +306,33 @@ def _entry(key: str, cue: _Cue, check: int, cased: str | None = None) -> _Entry:
         check = SILENT
     elif cased is not None:
         check = CASED
+    elif kind == PLACE and key[0] in _COUNTER_CHARS:
+        check = COUNTED
     elif check == WORD_CHECK:
-        check = (WORD_START if key[0] in _ALNUM else 0) | (WORD_END if key[-1] in _ALNUM else 0)
-    extra = cased
+        starts, ends = key[0] in ASCII_ALNUM, key[-1] in ASCII_ALNUM
+        check = (WORD_START if starts else 0) | (WORD_END if ends else 0)
+    blank = None
     surveyed = kind in _SURVEYED or cue.deal is not None or cue.span is not None
     keep = (LIST if surveyed else 0) | (HINT if cue.hints else 0)
     if kind == MODEL:
-        keep, extra = NOTE_MODEL, _MODEL_MARK * len(key)
+        keep, blank = NOTE_MODEL, _MODEL_MARK * len(key)
     elif kind == VARIANT:
-        keep, extra = keep | BLANK, _VARIANT_MARK * len(key)
+        keep, blank = keep | BLANK, _VARIANT_MARK * len(key)
+    elif kind == PLACE:
+        keep, blank = keep | BLANK, _PLACE_MARK * len(key)
     elif kind == NUMWORD:
-        keep, extra = BLANK, str(cue.value).ljust(len(key))
+        keep, blank = BLANK, str(cue.value).ljust(len(key))
     elif kind == MONEY:
         keep |= NOTE_MONEY
     elif kind == QUESTION:
         keep |= NOTE_QUESTION
     elif kind == VETO:
         keep = DROP
-    return len(key), cue, check, keep, extra
+    return len(key), cue, check, keep, blank, cased
 
 
 # The kinds of cue that `_survey` reads (besides any cue that names a deal or a price span).
-_SURVEYED = frozenset({INTENT, PLACE, FLIP, VARIANT, DONE, MONEY})
+_SURVEYED = frozenset({INTENT, PLACE, FLIP, VARIANT, DONE, MONEY, LEASE})
 
 
 def _build_automaton() -> ahocorasick.Automaton:
@@ -326,6 +361,11 @@ def _build_automaton() -> ahocorasick.Automaton:
             add(key, cue, WORD_CHECK)
     for word, number in _NUMBER_WORDS.items():
         add(word, _Cue(NUMWORD, value=number), WORD_CHECK)
+    warranty = entries["warranty"][1]
+    for phrase in _lease_phrases():
+        add(phrase, _Cue(LEASE), WORD_CHECK)
+        for word in _WARRANTY_WORDS:  # the longer keyword hides the lease inside it
+            add(f"{word} {phrase}" if phrase.isascii() else word + phrase, warranty, WORD_CHECK)
 
     # The automaton looks a character up among a node's children one by one, and the root has
     # hundreds. Spaces, digits, punctuation and Latin letters are most of a post, so they go
@@ -344,8 +384,12 @@ def _build_automaton() -> ahocorasick.Automaton:
     return automaton
 
 
-# Characters in rough order of how often chat posts use them.
-_COMMON_CHARS = " 0123456789\n,./:-$()@#*+=~%&!?;'\"etaoinsrhldcumfpgwybvkxjqz"
+# Characters in rough order of how often trade posts use them: spaces, digits, punctuation and
+# Latin letters, then the counters, units and trade words of Chinese posts.
+_COMMON_CHARS = (
+    " 0123456789\n,./:-$()@#*+=~%&!?;'\"etaoinsrhldcumfpgwybvkxjqz"
+    "台卡张万元月租出收价格机服务器整现货时年片块套节点小"
+)
 
 
 _AUTOMATON = _build_automaton()
@@ -457,7 +501,9 @@ _PHONE_RUN = re.compile(r"[\d\s-]*")
 _MOBILE_TAIL = re.compile(r"[\s-]?\d{4}[\s-]?\d{4}(?!\d)")  # 139 0000 1234
 _NETWORK_TAIL = re.compile(r"\s*+[gmt]?b?(?:ps)?\s*+[x×*]\s*+\d+")  # the "×8" of "IB 400G×8"
 _DURATION = re.compile(r"\s*-?\s*(?:个多?月|周|天|星期|年|months?|weeks?|days?|years?|yrs?|mos?)")
-_FOR_BEFORE = re.compile(r"(?:(?<![a-z])for(?:\s+(?:a|about|around|another))?|用)\s*$")
+_FOR_BEFORE = re.compile(
+    r"(?:(?<![a-z])(?<!warranty )for(?:\s+(?:a|about|around|another))?|用)\s*$"
+)
 _YEAR_BEFORE = re.compile(r"(?:q[1-4]|in|by|since|from|until|till|before|after|early|late)\s*$")
 _CURRENCY_PREFIXES = ("us$", "$", "¥", "usd", "rmb", "cny", "人民币", "美金", "美元")
 _USD_MARKS = frozenset({"$", "us$", "usd", "usdt", "美元", "美金", "u", "刀"})
@@ -483,15 +529,20 @@ _AFTER_X = re.compile(
 _BEFORE_MODEL = re.compile(r"[\s\x02]*+\x01")
 _BEFORE_COUNT = re.compile(r"\s+\d+\s*(?:[x×*]|-\s*gpu|卡)")  # "one 8x RTX 4090 box"
 _SERVER_BEFORE_X = re.compile(
-    r"(?:servers?|nodes?|box(?:es)?|machines?|整机|服务器|机器|主机|台|节点|\d\s*卡)\s*[,，]?\s*$"
+    r"(?:servers?|nodes?|box(?:es)?|machines?|整机|服务器|机器|主机|台|节点|\d\s*卡"
+    r"|\d\s*-\s*(?:gpus?|cards?|way))\s*[,，]?\s*$"
 )
+_MODEL_BEFORE = re.compile(r"\x01[\x02\s]*+$")  # "H100 8x": right after a model name
+_MODEL_NEXT = re.compile(r"[ \t\x02]*+\x01")  # a model name next, on the same line
+_NUMBER_NEXT = re.compile(r"\s*+\d")
 # A server noun right after the model: "HGX H100 servers", "8x H100 node".
 _SERVER_AFTER_MODEL = re.compile(
     r"[\x01\x02\s-]*+(?:\d+\s*+gb?\s*+)?[\x02\s]*+(?:(?P<plural>servers|nodes|boxes|machines|systems)"
     r"|(?P<single>server|node|box|machine|system|整机|服务器|机器|主机|节点))(?![a-z])"
 )
 _SYSTEM_WORD = re.compile(r"hgx|dgx")
-_CN_NUMERALS = re.compile(r"[一二两三四五六七八九十百千万]+")
+_CN_NUMERAL_CHARS = "一二两三四五六七八九十百千万"
+_CN_NUMERALS = re.compile(f"[{_CN_NUMERAL_CHARS}]+")
 _CN_COUNTER = re.compile(r"\s*+(台|张|卡(?!时)|片|块|套|节点)")
 _CN_NOT_A_COUNT = frozenset("数几多上每单第")
 _CN_DIGITS = dict(zip("一二两三四五六七八九", (1, 2, 2, 3, 4, 5, 6, 7, 8, 9), strict=True))
@@ -540,8 +591,7 @@ _PREFIXES_ENDING = {
 }
 # Characters before a number that need no further look (most Chinese, brackets, punctuation).
 _GLUE = ASCII_ALNUM | frozenset("_.")  # characters that make a number part of a product code
-_ASCII_ALPHA = ASCII_ALPHA
-_PLAIN_BEFORE = frozenset(" \n\t,，:：;(（)）[]【】/、~\x01\x02租价约为是共有收出")
+_PLAIN_BEFORE = frozenset(" \n\t,，:：;(（)）[]【】/、~\x01\x02\x03租价约为是共有收出")
 
 
 _Units = tuple[QuantityUnit | None, str | None, bool, bool]
@@ -679,12 +729,12 @@ class _Scanner:
                         prefix = p
                         lead = j - len(p)
                         break
-            elif prev in "x×*" and not (j > 1 and marked[j - 2] in _ASCII_ALPHA):
+            elif prev in "x×*" and not (j > 1 and marked[j - 2] in ASCII_ALPHA):
                 lead, after_x = j - 1, True
             if prefix is None and not after_x and j == start:
                 if prev == "+":  # an international phone number
                     return None, _PHONE_RUN.match(marked, start).end()  # type: ignore[union-attr]
-                if prev in _GLUE or (prev == "-" and j > 1 and marked[j - 2] in _ASCII_ALPHA):
+                if prev in _GLUE or (prev == "-" and j > 1 and marked[j - 2] in ASCII_ALPHA):
                     # part of a product code: NF5688, SYS-821GE
                     return None, _GLUED_RUN.match(marked, start).end()  # type: ignore[union-attr]
 
@@ -822,14 +872,12 @@ class _Scanner:
                 return None
         if mult is not None and mult in _MILLIONS and not money:
             return None
-        currency: Currency | None = None
-        for mark in (prefix, cur):
-            if mark in _USD_MARKS:
-                currency = USD
-            elif mark is not None and currency is None:
-                currency = CNY
-        if currency is None and mult in _CJK_MULTIPLIERS:
+        if prefix in _USD_MARKS or cur in _USD_MARKS:
+            currency: Currency | None = USD
+        elif prefix is not None or cur is not None or mult in _CJK_MULTIPLIERS:
             currency = CNY
+        else:
+            currency = None
         if span is None and context.span is not None:
             span, chinese = context.span, chinese or context.chinese
         if unit is None:
@@ -875,16 +923,20 @@ class _Scanner:
             return _Num(lead, end, PER_SERVER if value <= 16 else GPUS, value)
         if not after_x:  # "x": "8x ..."
             return self._x_count(lead, end, value)
-        return self._other_count(lead, end, value, after_x, context)
+        return self._times(lead, end, value)
+
+    def _times(self, lead: int, end: int, value: int) -> _Num:
+        """`x 6` after a server or a GPU count: how many servers (`8卡 x 6`), else GPUs."""
+        server = _SERVER_BEFORE_X.search(self.low, max(0, lead - 16), lead)
+        return _Num(lead, end, SERVERS if server else GPUS, value)
 
     def _other_count(
         self, lead: int, end: int, value: int, after_x: bool, context: _Context
     ) -> _Num:
-        """A number without a counter of its own: `x8`, `64 H100`, `qty 10`, or bare."""
+        """A number without a counter of its own: `x 6`, `64 H100`, `qty 10`, or bare."""
         marked = self.marked
-        if after_x:
-            server = _SERVER_BEFORE_X.search(self.low, max(0, lead - 16), lead)
-            return _Num(lead, end, SERVERS if server else GPUS, value)
+        if after_x and not _MODEL_NEXT.match(marked, end):  # "16 nodes x 8 H200" counts H200s
+            return self._times(lead, end, value)
         if _BEFORE_MODEL.match(marked, end):
             return self._model_count(lead, end, value)
         if context.qty:
@@ -902,6 +954,10 @@ class _Scanner:
             return _Num(lead, after.end(), PER_SERVER, value)
         if after is not None and after.group("model"):
             return self._model_count(lead, end, value)
+        if not _NUMBER_NEXT.match(self.marked, end) and _MODEL_BEFORE.search(
+            self.marked, max(0, lead - 12), lead
+        ):
+            return _Num(lead, end, X_MODEL, value)  # "H100 8x": eight of the model ("4x8G": no)
         return _Num(lead, end, X_THING, value)
 
     def _model_count(self, lead: int, end: int, value: int) -> _Num:
@@ -963,9 +1019,10 @@ _CONTACT = re.compile(
     r"|[a-z](?<![a-z0-9_].)[a-z0-9]*+(?:_[a-z0-9]+)+"
 )
 _CONTACT_HINT = re.compile(r"@|_|://|www\.|vx|wx|微信|v信|wechat|tg|telegram|whatsapp")
-# What any contact needs ("@ $235k" is a price, not a handle).
+# What any contact needs ("@ $235k" is a price, not a handle); every alternative starts with a
+# fixed character, so the engine only stops at those.
 _CONTACT_NEEDS = re.compile(
-    r"://|www\.|@[\w.-]|vx|wx|v信|微信|wechat|weixin|tg|telegram|whatsapp|[a-z0-9]_[a-z0-9]"
+    r"://|www\.|@[\w.-]|vx|wx|v信|微信|wechat|weixin|tg|telegram|whatsapp|_(?<=[a-z0-9]_)[a-z0-9]"
 )
 _FULL_WIDTH = (
     ("，", ","),
@@ -1003,8 +1060,8 @@ class _Message(_Scanner):
 
     def __init__(self, low: str, marked: str, hits: list[_Hit], models: list[_Hit]) -> None:
         self.low = low  # lower case, contacts blanked
-        self.marked = marked  # models and variants blanked, number words as digits
-        self.hits = hits
+        self.marked = marked  # models, variants and places blanked, number words as digits
+        self.hits = hits  # the cues the surveys read (intent, deal, place...)
         self.models = models
         self.hints: list[_Hit] = []  # the cues that say something about the number after them
         self.hint_ends: list[int] = []
@@ -1090,50 +1147,57 @@ def _scan_cues(original: str, low: str) -> _Message | None:
     vetoes = question = False
     money: Currency | None = None
     size = len(low)
-    alnum = _ALNUM
-    for last, (length, cue, check, keep, extra) in _AUTOMATON.iter_long(low):
-        end = last + 1
-        start = end - length
-        if check:
-            if check <= WORD_CHECK:
-                if check & WORD_START and start and low[start - 1] in alnum:
+    alnum = ASCII_ALNUM
+    scan = _AUTOMATON.iter_long(low)
+    while scan is not None:
+        matches, scan = scan, None
+        for last, (length, cue, check, keep, blank, cased) in matches:
+            end = last + 1
+            start = end - length
+            if check:
+                if check <= WORD_CHECK:
+                    if check & WORD_START and start and low[start - 1] in alnum:
+                        continue
+                    if check & WORD_END and end < size and low[end] in alnum:
+                        continue
+                elif check == SILENT:
                     continue
-                if check & WORD_END and end < size and low[end] in alnum:
+                elif check == MODEL_CHECK:
+                    if not catalog.model_bounded(low, start, end):
+                        continue
+                elif check == VARIANT_CHECK:
+                    if not catalog.variant_bounded(low, start, end):
+                        continue
+                elif check == COUNTED:
+                    if _after_number(low, start):
+                        scan = _AUTOMATON.iter_long(low, start + 1)  # read on past the counter
+                        break
+                elif (
+                    (start and low[start - 1] in alnum)
+                    or (end < size and low[end] in alnum)
+                    or original[start:end] != cased
+                ):
+                    continue  # CASED: "LA" or "HK" as a word, in capitals
+            hit = (start, end, cue)
+            if keep & LIST:
+                hits.append(hit)
+            if keep > LIST:
+                if keep & NOTE_MODEL:
+                    models.append(hit)
+                    blanks.append((start, end, blank))  # type: ignore[arg-type]
                     continue
-            elif check == SILENT:
-                continue
-            elif check == MODEL_CHECK:
-                if not catalog.model_bounded(low, start, end):
-                    continue
-            elif check == VARIANT_CHECK:
-                if not catalog.variant_bounded(low, start, end):
-                    continue
-            elif (
-                (start and low[start - 1] in alnum)
-                or (end < size and low[end] in alnum)
-                or original[start:end] != extra
-            ):
-                continue  # CASED: "LA" or "HK" as a word, in capitals
-        hit = (start, end, cue)
-        if keep & LIST:
-            hits.append(hit)
-        if keep > LIST:
-            if keep & NOTE_MODEL:
-                models.append(hit)
-                blanks.append((start, end, extra))  # type: ignore[arg-type]
-                continue
-            if keep & DROP:
-                return None  # news, gossip, a voucher...
-            if keep & BLANK:
-                blanks.append((start, end, extra))  # type: ignore[arg-type]
-            if keep & HINT:
-                hints.append(hit)
-                hint_ends.append(end)  # hits do not overlap: sorted by end too
-                vetoes = vetoes or cue.vetoes
-            if keep & NOTE_MONEY:
-                money = money or cue.value  # type: ignore[assignment]
-            if keep & NOTE_QUESTION:
-                question = True
+                if keep & DROP:
+                    return None  # news, gossip, a voucher...
+                if keep & BLANK:
+                    blanks.append((start, end, blank))  # type: ignore[arg-type]
+                if keep & HINT:
+                    hints.append(hit)
+                    hint_ends.append(end)  # hits do not overlap: sorted by end too
+                    vetoes = vetoes or cue.vetoes
+                if keep & NOTE_MONEY:
+                    money = money or cue.value  # type: ignore[assignment]
+                if keep & NOTE_QUESTION:
+                    question = True
     if not models:
         return None
     msg = _Message(low, _mark(low, blanks), hits, models)
@@ -1145,8 +1209,15 @@ def _scan_cues(original: str, low: str) -> _Message | None:
     return msg
 
 
+def _after_number(low: str, pos: int) -> bool:
+    """Whether a number (in digits or Chinese numerals) ends right before `pos`, spaces aside."""
+    while pos and low[pos - 1] == " ":
+        pos -= 1
+    return pos > 0 and (low[pos - 1].isdigit() or low[pos - 1] in _CN_NUMERAL_CHARS)
+
+
 def _mark(low: str, blanks: list[tuple[int, int, str]]) -> str:
-    """Blank model and variant names (so `4090` is not a number) and write number words as
+    """Blank model, variant and place names (so `4090` is not a number) and write number words as
     digits (so `one HGX B200 server` is counted)."""
     pieces: list[str] = []
     pos = 0
@@ -1261,9 +1332,18 @@ def _split_point(msg: _Message, gap_start: int, gap_end: int, gap: str) -> int:
 
 
 # What the cues of one stretch of text say (an item, a header, or the whole message):
-# (side, side strong, deal, deal strong, place, variant, price span, money, done).
+# (side, side strong, deal, deal strong, place, variant, price span, money, done, lease).
 _Survey = tuple[
-    Side | None, bool, Deal | None, bool, str | None, str | None, str | None, Currency | None, bool
+    Side | None,
+    bool,
+    Deal | None,
+    bool,
+    str | None,
+    str | None,
+    str | None,
+    Currency | None,
+    bool,
+    bool,
 ]
 
 
@@ -1272,7 +1352,7 @@ def _survey(msg: _Message, hits: Sequence[_Hit]) -> _Survey:
     round inside "anyone ...?"), deal (strong before weak), the most specific place, and so on."""
     side: Side | None = None
     deal: Deal | None = None
-    side_strong = deal_strong = done = False
+    side_strong = deal_strong = done = lease = False
     weak_side: Side | None = None
     weak_deal: Deal | None = None
     place = variant = span = None
@@ -1309,6 +1389,10 @@ def _survey(msg: _Message, hits: Sequence[_Hit]) -> _Survey:
             done = True
         elif kind == MONEY:
             money = money or cue.value  # type: ignore[assignment]
+        elif kind == LEASE:
+            lease = True
+        elif cue.rents and flip_at >= 0 and not side_strong and _same_clause(msg, flip_at, start):
+            side, side_strong = BUY, True  # "有人租 L40S 吗": asks who rents one out
         if cue.deal is not None and not deal_strong:
             if cue.deal_strong:
                 deal, deal_strong = cue.deal, True
@@ -1326,6 +1410,7 @@ def _survey(msg: _Message, hits: Sequence[_Hit]) -> _Survey:
         span,
         money,
         done,
+        lease,
     )
 
 
@@ -1354,7 +1439,7 @@ def _asks(msg: _Message, pos: int) -> bool:
 
 def _frame(msg: _Message, start: int, end: int) -> _Frame:
     """Read a header or footer line."""
-    side, side_strong, deal, deal_strong, place, _, span, money, _ = _survey(
+    side, side_strong, deal, deal_strong, place, _, span, money, _, _ = _survey(
         msg, msg.hits_in(start, end)
     )
     frame = _Frame(side, side_strong, deal, deal_strong, place)
@@ -1380,13 +1465,19 @@ def _frame(msg: _Message, start: int, end: int) -> _Frame:
 _Counts = tuple[int | None, QuantityUnit | None, int | None]
 
 
-def _counts(nums: Sequence[_Num], server_words: bool) -> _Counts:
+def _server_words(low: str, start: int, end: int) -> bool:
+    """Whether `low[start:end]` speaks of servers (台, 整机, nodes, boxes...)."""
+    return _SERVER_WORD.search(low, start, end) is not None
+
+
+def _counts(nums: Sequence[_Num], low: str, start: int, end: int) -> _Counts:
     """Resolve the counts of an item against each other.
 
     A count of servers makes small GPU counts (`8卡`, `8x`, `(8 GPUs)`) the GPUs per server;
     `N x <thing>` counts servers when the thing is described by its GPUs; `8卡` alone gives the
     GPUs per server, a bigger `N卡` is a count of GPUs; `N块` counts cards when the price is
-    stated elsewhere.
+    stated elsewhere. Whether the item (`low[start:end]`) speaks of servers is looked up only
+    when it matters.
     """
     servers: int | None = None
     gpus: int | None = None
@@ -1405,14 +1496,18 @@ def _counts(nums: Sequence[_Num], server_words: bool) -> _Counts:
         elif role == PER_SERVER:
             if per_server is None and n.value <= 16:
                 per_server = int(n.value)
-        elif role == CARDS or role == GPUS or role == KUAI or role == QTY:
+        elif role in (CARDS, GPUS, KUAI, QTY):
             others.append(n)
         elif role == X_MODEL:
             models.append(n)
         elif role == X_THING:
             things.append(n)
+    if not (things or models or others):
+        if servers is not None:
+            return servers, SERVER, per_server
+        return None, None, per_server
     for n in things:
-        if servers is None and (per_server or server_words or models):
+        if servers is None and (per_server or models or _server_words(low, start, end)):
             servers = int(n.value)
         elif servers is None and gpus is None:
             gpus = int(n.value)
@@ -1435,7 +1530,7 @@ def _counts(nums: Sequence[_Num], server_words: bool) -> _Counts:
                 gpus = value  # "300块 8.8w/块"
         elif role == QTY:
             if servers is None and gpus is None:
-                if server_words:
+                if _server_words(low, start, end):
                     servers = value
                 else:
                     gpus = value
@@ -1445,7 +1540,7 @@ def _counts(nums: Sequence[_Num], server_words: bool) -> _Counts:
         elif gpus is None:
             if role == CARDS and value <= 8:
                 per_server = per_server or value  # "H100 8卡": an 8-GPU box
-            elif role == GPUS and n.paren and value <= 16 and server_words:
+            elif role == GPUS and n.paren and value <= 16 and _server_words(low, start, end):
                 per_server = per_server or value  # "1 node B200 (8 GPUs)"
             else:
                 gpus = value
@@ -1477,17 +1572,26 @@ _HOURLY_GPU_MAX = {USD: Decimal(12), CNY: Decimal(60)}
 _MONTHLY_GPU_MAX = {USD: Decimal(4000), CNY: Decimal(25000)}
 
 
+def _serverish(
+    counted: QuantityUnit | None, per_server: int | None, item: tuple[str, int, int]
+) -> bool:
+    """Whether an item is about servers: it counts them, says how many GPUs each has, or names
+    them."""
+    return counted is SERVER or per_server is not None or _server_words(*item)
+
+
 def _price_per(
     price: _Num,
     deal: Deal,
     counted: QuantityUnit | None,
     per_server: int | None,
     currency: Currency,
-    server_words: bool,
+    item: tuple[str, int, int],
     frame: _Frame | None,
 ) -> PricePer:
     """What one price buys: a GPU or a server, and for rent an hour, a month or a year.
-    `counted` is what the item counts, GPUs or servers; `per_server` its own GPUs per server."""
+    `counted` is what the item counts, GPUs or servers; `per_server` its own GPUs per server;
+    `item` the text of the item, as (text, start, end)."""
     unit = price.unit
     span = price.span
     if unit is None and price.each and counted is not None:
@@ -1495,17 +1599,16 @@ def _price_per(
     if frame is not None:
         unit = unit or frame.unit
         span = span or frame.span
-    serverish = counted is SERVER or server_words or per_server is not None
     if deal is SALE and span is None:
         if unit is None:
-            unit = counted or (SERVER if serverish else GPU)
+            unit = counted or (SERVER if _serverish(counted, per_server, item) else GPU)
         return PricePer.SERVER if unit is SERVER else PricePer.GPU
     if unit is None:
         if span == "hour":
             unit = GPU if price.value <= _HOURLY_GPU_MAX[currency] else SERVER
         elif counted is not None:
             unit = counted
-        elif serverish:
+        elif _serverish(counted, per_server, item):
             unit = SERVER
         else:
             unit = GPU if price.value <= _MONTHLY_GPU_MAX[currency] else SERVER
@@ -1560,7 +1663,7 @@ def _item_side(side: Side | None, strong: bool, scope: _Scope) -> tuple[Side | N
 
 
 def _has_role(nums: Sequence[_Num], role: int) -> bool:
-    for n in nums:
+    for n in nums:  # noqa: SIM110 -- a plain loop: no generator to set up on the hot path
         if n.role == role:
             return True
     return False
@@ -1569,17 +1672,18 @@ def _has_role(nums: Sequence[_Num], role: int) -> bool:
 def _item_deal(
     own: Deal | None,
     own_strong: bool,
+    lease: bool,
     price: _Num | None,
     nums: Sequence[_Num],
     side: Side,
     scope: _Scope | None,
 ) -> Deal:
-    """Sale or rent: from the price, a duration, the item's own words (`own`), its frames, or
-    the item before it on the same side."""
+    """Sale or rent: from the price, a lease duration, the item's own words (`own`), its
+    frames, or the item before it on the same side."""
     if price is not None and price.span is not None:
         deal: Deal | None = RENT  # a price per hour or month is a rent
-    elif not own_strong and _has_role(nums, DURATION):
-        deal = RENT  # "need 64 H100s for 2 weeks"
+    elif not own_strong and (lease or _has_role(nums, DURATION)):
+        deal = RENT  # "need 64 H100s for 2 weeks", "for a month"
     else:
         deal, strong = own, own_strong
         if scope is None:
@@ -1609,13 +1713,12 @@ def _read_item(
         hits, nums = msg.hits, msg.numbers
     else:
         hits, nums = msg.hits_in(start, end), msg.numbers_in(start, end)
-    side, strong, own_deal, own_deal_strong, place, variant, _, _, done = _survey(msg, hits)
+    side, strong, own_deal, own_deal_strong, place, variant, _, _, done, lease = _survey(msg, hits)
     if done:
         return []  # "H100 已出": sold already
     if scope is not None:
         side, strong = _item_side(side, strong, scope)
-    server_words = _SERVER_WORD.search(msg.low, start, end) is not None
-    quantity, counted, own_per_server = _counts(nums, server_words)
+    quantity, counted, own_per_server = _counts(nums, msg.low, start, end)
     frame = None
     if scope is not None:
         for candidate in scope.frames:
@@ -1630,7 +1733,7 @@ def _read_item(
     elif not strong and msg.question:
         return []  # "H100 现货什么价?": a question, not an offer
 
-    deal = _item_deal(own_deal, own_deal_strong, price, nums, side, scope)
+    deal = _item_deal(own_deal, own_deal_strong, lease, price, nums, side, scope)
     memory = None
     for n in nums:
         if n.role == MEMORY:
@@ -1639,16 +1742,16 @@ def _read_item(
     per_server = own_per_server
     if scope is not None:
         if per_server is None:
-            for frame_ in scope.frames:
-                if frame_.per_server:
-                    per_server = frame_.per_server
+            for around in scope.frames:
+                if around.per_server:
+                    per_server = around.per_server
                     break
         if place is None and line is not None:
             place = scope.line_places.get(line)
         if place is None:
-            for frame_ in scope.frames:
-                if frame_.place:
-                    place = frame_.place
+            for around in scope.frames:
+                if around.place:
+                    place = around.place
                     break
 
     amount: Decimal | None = None
@@ -1656,7 +1759,8 @@ def _read_item(
     per: PricePer | None = None
     if price is not None:
         currency = _currency(msg, price, frame)
-        per = _price_per(price, deal, counted, own_per_server, currency, server_words, frame)
+        item = (msg.low, start, end)
+        per = _price_per(price, deal, counted, own_per_server, currency, item, frame)
         amount = price.value  # type: ignore[assignment]
 
     offers: list[Offer] = []

@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
@@ -34,11 +35,12 @@ from gpudesk.market.listings import (
     gc_paused,
     micros,
 )
+from gpudesk.market.match import same_price
 from gpudesk.market.message import ChatMessage, Reply
 from gpudesk.market.normalise import Valuation, convert, unit_price
-from gpudesk.market.offer import Currency, Deal, Offer, Side
+from gpudesk.market.offer import Currency, Deal, Offer, PricePer, Side
 from gpudesk.market.watch import Delivery, Watch, WatchBook
-from gpudesk.storage.migrations import MIGRATIONS, listing_codes
+from gpudesk.storage.migrations import MIGRATIONS, code, lot_key
 
 if TYPE_CHECKING:  # the detector pulls in the parser; the ledger needs only the type
     from gpudesk.market.withdrawal import Withdrawn
@@ -110,6 +112,42 @@ _OFFER_FROM = (
     "LEFT JOIN chats c ON c.platform = o.platform AND c.chat_id = o.chat_id"
 )
 
+# What an offer states, in the contract's order (`Offer.to_contract`), as stored.
+_OFFER_FIELDS = (
+    "side, deal, gpu, variant, memory_gb, quantity, quantity_unit, gpus_per_server, price,"
+    " currency, price_per, location"
+)
+_INSERT_OFFER = (
+    f"INSERT INTO offers ({_OFFER_FIELDS}, unit_native, unit_currency, unit_price, message,"
+    " item, platform, chat_id, poster_id, poster_name, gpus, status, posted_at, seen_at,"
+    " seen_count, expires_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+_INSERT_ADVERT = (
+    f"INSERT INTO adverts ({_OFFER_FIELDS}, message, item, offer, platform, chat_id, poster_id,"
+    " posted_at, at_us, gpus, unit_amount, unit_currency, quote, party, venue, lot)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+
+def _offer_values(offer: Offer) -> tuple[Any, ...]:
+    """The columns of `_OFFER_FIELDS`: enums as their text, the price exact as text."""
+    unit, currency, per = offer.quantity_unit, offer.currency, offer.price_per
+    return (
+        offer.side.value,
+        offer.deal.value,
+        offer.gpu,
+        offer.variant,
+        offer.memory_gb,
+        offer.quantity,
+        None if unit is None else unit.value,
+        offer.gpus_per_server,
+        None if offer.price is None else str(offer.price),
+        None if currency is None else currency.value,
+        None if per is None else per.value,
+        offer.location,
+    )
+
 
 class Ledger:
     """The desk's memory. Open with `Ledger.open(path)`; use as a context manager to close."""
@@ -120,6 +158,10 @@ class Ledger:
         self.valuation = valuation or Valuation()
         self._depth = 0
         self._codes: dict[object, int] = {}  # parties, venues, lots (issue 11): never change
+        # (platform, chat id, title) upserted in the current write transaction: while it holds
+        # the write lock nobody else can change them, so each is written once per batch.
+        self._seen_chats: set[tuple[str, str, str | None]] = set()
+        self._last_units: tuple[Offer, tuple[Decimal | None, str, Decimal | None]] | None = None
 
     @classmethod
     def open(cls, path: str | Path, valuation: Valuation | None = None) -> Ledger:
@@ -177,71 +219,120 @@ class Ledger:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """One atomic write; nested calls join the outer one. Takes the write lock at once."""
-        if self._depth:
-            self._depth += 1
-            try:
+        """One atomic write. Takes the write lock at once (`BEGIN IMMEDIATE`).
+
+        A nested call is a SAVEPOINT inside the outer transaction: when it fails, only its own
+        writes are rolled back and the outer transaction goes on (an import batch keeps the
+        messages before and after the one that could not be read)."""
+        if not self._depth:
+            with self._outer():
                 yield
-            finally:
-                self._depth -= 1
             return
+        name = f"sp{self._depth}"
+        self.conn.execute(f"SAVEPOINT {name}")
+        self._depth += 1
+        try:
+            yield
+        except BaseException:
+            self._depth -= 1
+            if self.conn.in_transaction:  # some errors end the whole transaction in SQLite
+                self.conn.execute(f"ROLLBACK TO {name}")
+                self.conn.execute(f"RELEASE {name}")
+            self._forget_written()
+            raise
+        self._depth -= 1
+        self.conn.execute(f"RELEASE {name}")
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """The ledger's own writes: a transaction of their own when called alone, else a part
+        of the caller's (transaction or savepoint, which bounds them if they fail)."""
+        if self._depth:
+            yield
+            return
+        with self._outer():
+            yield
+
+    @contextmanager
+    def _outer(self) -> Iterator[None]:
         self.conn.execute("BEGIN IMMEDIATE")
         self._depth = 1
         try:
             yield
         except BaseException:
             self._depth = 0
-            self.conn.execute("ROLLBACK")
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            self._forget_written()
             raise
+        finally:
+            self._seen_chats.clear()  # only good while we hold the write lock
         self._depth = 0
         self.conn.execute("COMMIT")
+
+    def _forget_written(self) -> None:
+        """After a rollback: what was remembered of rows written may name rows now gone."""
+        self._codes.clear()
+        self._seen_chats.clear()
 
     # -- messages: the inbox --------------------------------------------------------------
 
     def store_message(
-        self, message: ChatMessage, *, received_at: datetime, source: str = "live"
+        self,
+        message: ChatMessage,
+        *,
+        received_at: datetime,
+        source: str = "live",
+        handled: bool = False,
     ) -> StoredMessage:
-        """Store a message once. Re-delivery is a no-op; an edit with new text replaces it."""
-        with self.transaction():
-            row = self.conn.execute(
+        """Store a message once. Re-delivery is a no-op; an edit with new text replaces it.
+
+        `handled` stores it as read already: for a caller that reads it in the same
+        transaction (`Desk.handle`), so that a failure rolls the mark back with the rest."""
+        with self._writing():
+            conn = self.conn
+            received = iso(received_at)
+            # The first delivery is the common case: one statement, no look-up first.
+            row = conn.execute(
+                "INSERT INTO messages (platform, chat_id, message_id, sender_id, sender_name,"
+                " poster_id, poster_name, text, sent_at, received_at, reply_to_id, link,"
+                " source, handled) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT (platform, chat_id, message_id) DO NOTHING RETURNING id",
+                (
+                    message.platform,
+                    message.chat_id,
+                    message.message_id,
+                    message.sender_id,
+                    message.sender_name,
+                    message.poster_id,
+                    message.poster_name,
+                    message.text,
+                    iso(message.sent_at),
+                    received,
+                    message.reply_to_id,
+                    message.link,
+                    source,
+                    int(handled),
+                ),
+            ).fetchone()
+            if row is not None:
+                self._remember_chat_and_user(message, received)
+                return StoredMessage(int(row[0]), True, False, handled)
+            message_row, old_text, was_handled = conn.execute(
                 "SELECT id, text, handled FROM messages "
                 "WHERE platform = ? AND chat_id = ? AND message_id = ?",
                 (message.platform, message.chat_id, message.message_id),
             ).fetchone()
-            if row is None:
-                cursor = self.conn.execute(
-                    "INSERT INTO messages (platform, chat_id, message_id, sender_id, sender_name,"
-                    " poster_id, poster_name, text, sent_at, received_at, reply_to_id, link,"
-                    " source, handled) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,0)",
-                    (
-                        message.platform,
-                        message.chat_id,
-                        message.message_id,
-                        message.sender_id,
-                        message.sender_name,
-                        message.poster_id,
-                        message.poster_name,
-                        message.text,
-                        iso(message.sent_at),
-                        iso(received_at),
-                        message.reply_to_id,
-                        message.link,
-                        source,
-                    ),
-                )
-                self._remember_chat_and_user(message, received_at)
-                return StoredMessage(int(cursor.lastrowid or 0), True, False, False)
-            message_row, old_text, handled = row
             if message.edited and old_text != message.text:
-                self.conn.execute(
-                    "UPDATE messages SET text = ?, edited_at = ?, handled = 0 WHERE id = ?",
-                    (message.text, iso(received_at), message_row),
+                conn.execute(
+                    "UPDATE messages SET text = ?, edited_at = ?, handled = ? WHERE id = ?",
+                    (message.text, received, int(handled), message_row),
                 )
-                return StoredMessage(message_row, False, True, False)
-            return StoredMessage(message_row, False, False, bool(handled))
+                return StoredMessage(message_row, False, True, handled)
+            return StoredMessage(message_row, False, False, bool(was_handled))
 
     def mark_handled(self, message_row: int) -> None:
-        with self.transaction():
+        with self._writing():
             self.conn.execute("UPDATE messages SET handled = 1 WHERE id = ?", (message_row,))
 
     def unhandled_messages(self) -> list[tuple[int, ChatMessage]]:
@@ -276,18 +367,21 @@ class Ledger:
     def message_count(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM messages").fetchone()[0])
 
-    def _remember_chat_and_user(self, message: ChatMessage, now: datetime) -> None:
-        self.conn.execute(
-            "INSERT INTO chats (platform, chat_id, title, first_seen) VALUES (?,?,?,?)"
-            " ON CONFLICT (platform, chat_id) DO UPDATE SET"
-            " title = coalesce(excluded.title, chats.title)",
-            (message.platform, message.chat_id, message.chat_title, iso(now)),
-        )
+    def _remember_chat_and_user(self, message: ChatMessage, now: str) -> None:
+        chat = (message.platform, message.chat_id, message.chat_title)
+        if chat not in self._seen_chats:
+            self.conn.execute(
+                "INSERT INTO chats (platform, chat_id, title, first_seen) VALUES (?,?,?,?)"
+                " ON CONFLICT (platform, chat_id) DO UPDATE SET"
+                " title = coalesce(excluded.title, chats.title)",
+                (*chat, now),
+            )
+            self._seen_chats.add(chat)
         self.conn.execute(
             "INSERT INTO users (platform, user_id, name, first_seen, last_seen) VALUES (?,?,?,?,?)"
             " ON CONFLICT (platform, user_id) DO UPDATE SET name = excluded.name,"
             " last_seen = excluded.last_seen",
-            (message.platform, message.sender_id, message.sender_name, iso(now), iso(now)),
+            (message.platform, message.sender_id, message.sender_name, now, now),
         )
 
     # -- offers ---------------------------------------------------------------------------
@@ -303,35 +397,50 @@ class Ledger:
         posted_at: datetime,
         expires_at: datetime,
     ) -> int:
-        record = offer.to_contract()
-        record["price"] = None if offer.price is None else str(offer.price)
-        own = offer.currency or Currency.CNY
-        native = unit_price(offer, own, self.valuation.usd_cny)
-        in_desk_currency = self.valuation.unit_price(offer)
-        record.update(
-            unit_native=None if native is None else float(native),
-            unit_currency=None if native is None else own.value,
-            unit_price=None if in_desk_currency is None else float(in_desk_currency),
-            message=message_row,
-            item=item,
-            platform=message.platform,
-            chat_id=message.chat_id,
-            poster_id=message.poster_id,
-            poster_name=message.poster_name,
-            gpus=gpus,
-            status=OPEN,
-            posted_at=iso(posted_at),
-            seen_at=iso(posted_at),
-            seen_count=1,
-            expires_at=iso(expires_at),
-        )
-        columns = ", ".join(record)
-        marks = ", ".join("?" for _ in record)
-        with self.transaction():
+        native, own, in_desk_currency = self.unit_prices(offer)
+        posted = iso(posted_at)
+        with self._writing():
             cursor = self.conn.execute(
-                f"INSERT INTO offers ({columns}) VALUES ({marks})", tuple(record.values())
+                _INSERT_OFFER,
+                (
+                    *_offer_values(offer),
+                    None if native is None else float(native),
+                    None if native is None else own,
+                    None if in_desk_currency is None else float(in_desk_currency),
+                    message_row,
+                    item,
+                    message.platform,
+                    message.chat_id,
+                    message.poster_id,
+                    message.poster_name,
+                    gpus,
+                    OPEN,
+                    posted,
+                    posted,
+                    1,
+                    iso(expires_at),
+                ),
             )
         return int(cursor.lastrowid or 0)
+
+    def unit_prices(self, offer: Offer) -> tuple[Decimal | None, str, Decimal | None]:
+        """The offer's unit price (per GPU-hour for rent, per GPU for sale) in its own
+        currency, that currency, and the price in the desk's currency (`Valuation`).
+
+        The desk books, advertises and matches the same offer one after the other: the last
+        offer's figures are kept, so that each is worked out once."""
+        last = self._last_units
+        if last is not None and last[0] is offer:
+            return last[1]
+        own = offer.currency or Currency.CNY
+        native = unit_price(offer, own, self.valuation.usd_cny)
+        valuation = self.valuation
+        desk = (
+            None if native is None else convert(native, own, valuation.currency, valuation.usd_cny)
+        )
+        found = (native, own.value, desk)
+        self._last_units = (offer, found)
+        return found
 
     def offers_of_message(self, message_row: int) -> list[int]:
         rows = self.conn.execute(
@@ -341,23 +450,79 @@ class Ledger:
 
     def drop_offers_of_message(self, message_row: int) -> int:
         """Forget the offers read from a message (before reading its edited text again)."""
-        with self.transaction():
+        with self._writing():
             cursor = self.conn.execute("DELETE FROM offers WHERE message = ?", (message_row,))
         return cursor.rowcount
 
     def refresh_offer(self, offer_id: int, *, seen_at: datetime, expires_at: datetime) -> None:
-        """The poster said it again: keep one offer, move its last sighting and expiry on."""
-        with self.transaction():
+        """The poster said it again: keep one offer, move its last sighting and expiry on
+        (never back: an older post read later, from an import, moves neither)."""
+        with self._writing():
             self.conn.execute(
-                "UPDATE offers SET seen_at = ?, expires_at = ?, seen_count = seen_count + 1"
-                " WHERE id = ?",
+                "UPDATE offers SET seen_at = max(seen_at, ?), expires_at = max(expires_at, ?),"
+                " seen_count = seen_count + 1 WHERE id = ?",
                 (iso(seen_at), iso(expires_at), offer_id),
             )
+
+    def repost_of(
+        self,
+        platform: str,
+        poster_id: str,
+        offer: Offer,
+        *,
+        gpus: int | None,
+        unit_price: Decimal | None,
+        at: datetime,
+    ) -> int | None:
+        """The poster's book offer that a post of `offer` at `at` says again (`is_repost`):
+        open, posted at or before `at` and standing then, with the same side, deal, model,
+        variant, memory and GPUs and a unit price within 1%; the oldest such, or None.
+
+        One index walk over the poster's offers of that side, deal and model, reading only
+        what the comparison needs (a busy poster has thousands of offers)."""
+        when = iso(at)
+        rows = self.conn.execute(
+            "SELECT id, price, currency, price_per, gpus_per_server FROM offers"
+            " INDEXED BY offers_poster_lot"
+            " WHERE platform = ? AND poster_id = ? AND gpu = ? AND deal = ? AND side = ?"
+            " AND status = ? AND expires_at > ? AND posted_at <= ? AND variant IS ?"
+            " AND memory_gb IS ? AND gpus IS ? ORDER BY id",
+            (
+                platform,
+                poster_id,
+                offer.gpu,
+                offer.deal.value,
+                offer.side.value,
+                OPEN,
+                when,
+                when,
+                offer.variant,
+                offer.memory_gb,
+                gpus,
+            ),
+        ).fetchall()
+        for offer_id, price, currency, per, per_server in rows:
+            if price is None or per is None:
+                theirs = None
+            else:
+                stated = Offer(
+                    side=offer.side,
+                    deal=offer.deal,
+                    gpu=offer.gpu,
+                    gpus_per_server=per_server,
+                    price=Decimal(price),
+                    currency=None if currency is None else Currency(currency),
+                    price_per=PricePer(per),
+                )
+                theirs = self.valuation.unit_price(stated)
+            if same_price(unit_price, theirs):
+                return int(offer_id)
+        return None
 
     def set_status(self, offer_id: int, status: str, *, now: datetime) -> None:
         if status not in STATUSES:
             raise ValueError(f"unknown offer status {status!r}; one of {', '.join(STATUSES)}")
-        with self.transaction():
+        with self._writing():
             self.conn.execute(
                 "UPDATE offers SET status = ?, closed_at = ? WHERE id = ?",
                 (status, None if status == OPEN else iso(now), offer_id),
@@ -365,7 +530,7 @@ class Ledger:
 
     def expire(self, *, now: datetime) -> int:
         """Mark open offers past their lifetime as expired; how many there were."""
-        with self.transaction():
+        with self._writing():
             cursor = self.conn.execute(
                 "UPDATE offers SET status = ?, closed_at = expires_at"
                 " WHERE status = ? AND expires_at <= ?",
@@ -525,7 +690,8 @@ class Ledger:
         unknown = set(values) - allowed
         if unknown:
             raise ValueError(f"unknown chat settings {sorted(unknown)}; allowed {sorted(allowed)}")
-        with self.transaction():
+        self._seen_chats.clear()
+        with self._writing():
             self.conn.execute(
                 "INSERT INTO chats (platform, chat_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
                 (platform, chat_id),
@@ -542,7 +708,7 @@ class Ledger:
         self, offer_id: int, counterparty_id: int, *, matched_at: datetime, gap: Decimal | None
     ) -> None:
         """Remember that the desk answered offer `offer_id` with `counterparty_id` (once)."""
-        with self.transaction():
+        with self._writing():
             self.conn.execute(
                 "INSERT INTO matches (offer, counterparty, matched_at, gap) VALUES (?,?,?,?)"
                 " ON CONFLICT DO NOTHING",
@@ -611,7 +777,7 @@ class Ledger:
     ) -> bool:
         """Take the chat's digest of `week` before sending any of it: True the first time,
         False ever after. Written first so that a crash mid-send never sends it twice."""
-        with self.transaction():
+        with self._writing():
             cursor = self.conn.execute(
                 "INSERT INTO digests (platform, chat_id, week, window_start, window_end,"
                 " claimed_at, status) VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
@@ -644,7 +810,7 @@ class Ledger:
     def _finish_digest(
         self, platform: str, chat_id: str, week: str, status: str, at: datetime, note: str | None
     ) -> None:
-        with self.transaction():
+        with self._writing():
             self.conn.execute(
                 "UPDATE digests SET status = ?, finished_at = ?, note = ?"
                 " WHERE platform = ? AND chat_id = ? AND week = ?",
@@ -717,29 +883,51 @@ class Ledger:
         offer_id: int | None,
     ) -> int:
         """Remember that `message` advertised `offer` (booked as, or refreshing, `offer_id`)."""
-        own = offer.currency or Currency.CNY
-        amount = unit_price(offer, own, Decimal(1))  # in its own currency: FX applies on read
-        record = offer.to_contract()
-        record["price"] = None if offer.price is None else str(offer.price)
-        record.update(
-            message=message_row,
-            item=item,
-            offer=offer_id,
-            platform=message.platform,
-            chat_id=message.chat_id,
-            poster_id=message.poster_id,
-            posted_at=iso(message.sent_at),
-            at_us=micros(message.sent_at),
-            gpus=gpus,
-            unit_amount=None if amount is None else str(amount),
-            unit_currency=None if amount is None else own.value,
+        amount, own, _ = self.unit_prices(offer)  # in its own currency: FX applies on read
+        platform, poster_id, chat_id = message.platform, message.poster_id, message.chat_id
+        unit_amount = None if amount is None else str(amount)
+        codes, db = self._codes, self.db
+        # The codes (`migrations.listing_codes`), from the ledger's cache when it has them.
+        quote = None
+        if unit_amount is not None:
+            key = f"{unit_amount} {own}"
+            quote = codes.get(("quotes", key)) or code(db, "quotes", {"key": key}, codes)
+        party = codes.get(("parties", platform, poster_id)) or code(
+            db, "parties", {"platform": platform, "poster_id": poster_id}, codes
         )
-        record.update(listing_codes(self.db, record, self._codes))
-        columns = ", ".join(record)
-        marks = ", ".join("?" for _ in record)
-        with self.transaction():
+        venue = codes.get(("venues", platform, chat_id)) or code(
+            db, "venues", {"platform": platform, "chat_id": chat_id}, codes
+        )
+        side, deal, place = offer.side.value, offer.deal.value, offer.location
+        key = lot_key(side, deal, offer.gpu, gpus, place)
+        lot = codes.get(("lots", key)) or code(
+            db,
+            "lots",
+            {"key": key, "side": side, "deal": deal, "gpu": offer.gpu, "gpus": gpus,
+             "location": place},
+            codes,
+        )  # fmt: skip
+        with self._writing():
             cursor = self.conn.execute(
-                f"INSERT INTO adverts ({columns}) VALUES ({marks})", tuple(record.values())
+                _INSERT_ADVERT,
+                (
+                    *_offer_values(offer),
+                    message_row,
+                    item,
+                    offer_id,
+                    platform,
+                    chat_id,
+                    poster_id,
+                    iso(message.sent_at),
+                    micros(message.sent_at),
+                    gpus,
+                    unit_amount,
+                    None if amount is None else own,
+                    quote,
+                    party,
+                    venue,
+                    lot,
+                ),
             )
         return int(cursor.lastrowid or 0)
 
@@ -747,7 +935,7 @@ class Ledger:
         """Before an edited message is read again, forget what it withdrew and, unless
         `keep_adverts`, what it advertised. True when it had advertisements and kept them:
         a post edited into "已出" ends what it advertised rather than erasing it."""
-        with self.transaction():
+        with self._writing():
             self.conn.execute("DELETE FROM withdrawals WHERE message = ?", (message_row,))
             if not keep_adverts:
                 self.conn.execute("DELETE FROM adverts WHERE message = ?", (message_row,))
@@ -774,7 +962,7 @@ class Ledger:
         itself; closing the book's offers here only keeps matching from offering sold stock.
         """
         reply = reply_to_id or message.reply_to_id
-        with self.transaction():
+        with self._writing():
             cursor = self.conn.execute(
                 "INSERT INTO withdrawals (message, kind, platform, chat_id, poster_id, at, at_us,"
                 " reply_to_id, words, side, deal, gpu, variant, location, gpus)"
@@ -798,15 +986,107 @@ class Ledger:
                 ),
             )
             withdrawal_id = int(cursor.lastrowid or 0)
-            gpus = {said.gpu} if said.gpu else self._gpus_of_post(message, reply)
-            for gpu in sorted(gpus):
-                # A bounded look back is enough for the book; the pulse reads all history.
-                book = self.listings(
-                    until=at, since=at - 3 * lifetime, gpu=gpu, lifetime=lifetime, keep_posts=True
-                )
+            book = self._closing_book(message, said.gpu, reply, at=at, lifetime=lifetime)
+            if book is not None:
                 for listing in book.closed_by(withdrawal_id):
                     self._withdraw_offers({a[8] for a, _ in listing.adverts}, at)  # offer
         return withdrawal_id
+
+    def _closing_book(
+        self,
+        message: ChatMessage,
+        gpu: str | None,
+        reply_to_id: str | None,
+        *,
+        at: datetime,
+        lifetime: timedelta,
+    ) -> Listings | None:
+        """The listings a withdrawal by `message` at `at` may close, read back a bounded way.
+
+        A withdrawal closes listings of its poster (as their party, or as the broker who
+        relayed them) and of the post it answers, of the model it names (or the post's). The
+        listings of a lot depend only on that lot's advertisements and on withdrawals by their
+        parties, so the poster's lots of late (three offer lifetimes), the answered post's, and
+        the withdrawals of the parties in them are enough: a few dozen rows, however long the
+        history (before, every advertisement of the model, and the whole code book)."""
+        low, high = micros(at - 3 * lifetime), micros(at)
+        conn = self.conn
+        lots: set[int] = set()
+        party = self._codes.get(("parties", message.platform, message.poster_id))
+        if party is None:
+            row = conn.execute(
+                "SELECT id FROM parties WHERE platform = ? AND poster_id = ?",
+                (message.platform, message.poster_id),
+            ).fetchone()
+            party = None if row is None else row[0]
+        if party is not None and gpu is not None:
+            lots.update(
+                row[0]
+                for row in conn.execute(
+                    "SELECT DISTINCT a.lot FROM adverts a INDEXED BY adverts_party"
+                    " WHERE a.party = ? AND a.at_us >= ? AND a.at_us <= ?",
+                    (party, low, high),
+                )
+            )
+        if reply_to_id is not None:
+            lots.update(
+                row[0]
+                for row in conn.execute(
+                    "SELECT a.lot FROM adverts a JOIN messages m ON m.id = a.message"
+                    " WHERE m.platform = ? AND m.chat_id = ? AND m.message_id = ?",
+                    (message.platform, message.chat_id, reply_to_id),
+                )
+            )
+        if not lots:
+            return None
+        found = {
+            row[0]: Lot(Side(row[1]), Deal(row[2]), row[3], row[4], row[5])
+            for row in _rows_in(
+                conn, "SELECT id, side, deal, gpu, gpus, location FROM lots WHERE id IN ({})", lots
+            )
+        }
+        if gpu is not None:  # a withdrawal naming a model ends listings of that model only
+            found = {code: lot for code, lot in found.items() if lot.gpu == gpu}
+        if not found:
+            return None
+        adverts = sorted(
+            _rows_in(
+                conn,
+                "SELECT a.id, a.message, a.at_us, a.party, a.venue, a.lot, a.variant, a.quote,"
+                " a.offer FROM adverts a INDEXED BY adverts_lot WHERE a.lot IN ({})"
+                f" AND a.at_us >= {low} AND a.at_us <= {high}",
+                found,
+            ),
+            key=itemgetter(2, 1, 0),
+        )
+        parties = {
+            row[0]: (row[1], row[2])
+            for row in _rows_in(
+                conn,
+                "SELECT id, platform, poster_id FROM parties WHERE id IN ({})",
+                {a[3] for a in adverts},
+            )
+        }
+        withdrawals = [
+            w
+            for party_key in parties.values()
+            for w in self._withdrawals(until=at, since=at - 3 * lifetime, gpu=gpu, by=party_key)
+        ]
+        codes = Codes(parties=parties, lots=found, prices=self._prices({a[7] for a in adverts}))
+        return build_listings(adverts, withdrawals, lifetime=lifetime, codes=codes, in_order=True)
+
+    def _prices(self, quotes: set[int | None]) -> dict[int, Decimal | None]:
+        """Unit prices of quote codes, in the desk's currency."""
+        valuation = self.valuation
+        prices: dict[int, Decimal | None] = {}
+        for quote, key in _rows_in(
+            self.conn, "SELECT id, key FROM quotes WHERE id IN ({})", quotes - {None}
+        ):
+            amount, _, currency = key.partition(" ")
+            prices[quote] = convert(
+                Decimal(amount), Currency(currency), valuation.currency, valuation.usd_cny
+            )
+        return prices
 
     def record_closing(
         self, offer_id: int, status: str, *, at: datetime, message: ChatMessage
@@ -823,7 +1103,7 @@ class Ledger:
         ).fetchone()
         if owner is None:
             return
-        with self.transaction():
+        with self._writing():
             self.conn.execute(
                 "INSERT INTO withdrawals (message, kind, offer, platform, chat_id, poster_id, at,"
                 " at_us, words) VALUES (?,?,?,?,?,?,?,?,?)",
@@ -979,9 +1259,17 @@ class Ledger:
         return Codes(parties=parties, lots=lots, prices=prices)
 
     def _withdrawals(
-        self, *, until: datetime, since: datetime | None, gpu: str | None
+        self,
+        *,
+        until: datetime,
+        since: datetime | None,
+        gpu: str | None,
+        by: tuple[str, str] | None = None,
     ) -> list[Withdrawal]:
         where, params = ["w.at_us <= ?"], [micros(until)]
+        if by is not None:  # one party's (platform, poster id)
+            where.append("w.platform = ? AND w.poster_id = ?")
+            params.extend(by)
         if since is not None:
             where.append("w.at_us >= ?")
             params.append(micros(since))
@@ -1017,16 +1305,6 @@ class Ledger:
             for row in rows
         ]
 
-    def _gpus_of_post(self, message: ChatMessage, reply_to_id: str | None) -> set[str]:
-        if reply_to_id is None:
-            return set()
-        rows = self.conn.execute(
-            "SELECT DISTINCT a.gpu FROM adverts a JOIN messages m ON m.id = a.message"
-            " WHERE m.platform = ? AND m.chat_id = ? AND m.message_id = ?",
-            (message.platform, message.chat_id, reply_to_id),
-        ).fetchall()
-        return {row[0] for row in rows}
-
     def _withdraw_offers(self, offer_ids: set[int | None], at: datetime) -> None:
         for offer_id in sorted(i for i in offer_ids if i is not None):
             self.conn.execute(
@@ -1042,7 +1320,7 @@ class Ledger:
         """Write `replies` to the outbox (one transaction; joins the caller's); the same
         replies come back with their `outbox_id` set, for the adapter to mark once sent."""
         queued = []
-        with self.transaction():
+        with self._writing():
             for reply in replies:
                 cursor = self.conn.execute(
                     "INSERT INTO outbox (message, platform, chat_id, text, reply_to_id, private,"
@@ -1096,7 +1374,7 @@ class Ledger:
     def begin_reply(self, outbox_id: int, *, at: datetime) -> None:
         """Mark a reply as being sent, for replies that must go at most once (watch alerts):
         one caught here by a crash is never sent again, where a queued one would be."""
-        with self.transaction():
+        with self._writing():
             self.conn.execute(
                 "UPDATE outbox SET status = ?, finished_at = ? WHERE id = ? AND status = ?",
                 (OUTBOX_SENDING, iso(at), outbox_id, OUTBOX_QUEUED),
@@ -1109,7 +1387,7 @@ class Ledger:
         says why). A reply still queued is sent again on the next start."""
         if status not in (OUTBOX_SENT, OUTBOX_FAILED):
             raise ValueError(f"outbox status {status!r}; one of {OUTBOX_SENT}, {OUTBOX_FAILED}")
-        with self.transaction():
+        with self._writing():
             self.conn.execute(
                 "UPDATE outbox SET status = ?, finished_at = ?, note = ? WHERE id = ?",
                 (status, iso(at), note, outbox_id),
@@ -1151,7 +1429,7 @@ class Ledger:
         if watch.owner is None:
             raise ValueError("a watch needs its owner (platform, user id) to be stored")
         platform, user_id = watch.owner
-        with self.transaction():
+        with self._writing():
             if self.count_watches(platform, user_id, now=created_at) >= most:
                 return None
             before = self._watch_token()
@@ -1216,7 +1494,7 @@ class Ledger:
     def end_watch(self, watch_id: int, *, at: datetime, status: str = "cancelled") -> None:
         if status not in (WATCH_CANCELLED, WATCH_EXPIRED):
             raise ValueError(f"a watch ends {WATCH_CANCELLED} or {WATCH_EXPIRED}, not {status!r}")
-        with self.transaction():
+        with self._writing():
             before = self._watch_token()
             self.conn.execute(
                 "UPDATE watches SET status = ?, ended_at = ? WHERE id = ? AND status = ?",
@@ -1226,7 +1504,7 @@ class Ledger:
 
     def renew_watch(self, watch_id: int, *, expires_at: datetime) -> None:
         """Run the watch until `expires_at`, with a fresh reminder before."""
-        with self.transaction():
+        with self._writing():
             before = self._watch_token()
             self.conn.execute(
                 "UPDATE watches SET expires_at = ?, reminded_at = NULL WHERE id = ?",
@@ -1268,7 +1546,7 @@ class Ledger:
     ) -> int | None:
         """Record that `offer_id` met `watch_id` (before anyone is told); None when it was
         recorded before, so the member is not told twice."""
-        with self.transaction():
+        with self._writing():
             cursor = self.conn.execute(
                 "INSERT INTO alerts (watch, offer, message, platform, user_id, via, status,"
                 " created_at, due_at, finished_at) VALUES (?,?,?,?,?,?,?,?,?,?)"
@@ -1291,7 +1569,7 @@ class Ledger:
         """Take the queued alerts due by `now` on `platforms` (status `claimed`, before they are
         sent: a crash after this never sends them again), oldest first."""
         marks = ", ".join("?" for _ in platforms)
-        with self.transaction():
+        with self._writing():
             rows = self.conn.execute(
                 "SELECT id, watch, offer, via, created_at FROM alerts WHERE status = ?"
                 f" AND due_at <= ? AND platform IN ({marks}) ORDER BY id",
@@ -1333,7 +1611,7 @@ class Ledger:
         """Claimed alerts are `sent`, `dropped` (their offer closed meanwhile) or `failed`."""
         if status not in (ALERT_SENT, ALERT_DROPPED, ALERT_FAILED):
             raise ValueError(f"alert status {status!r}")
-        with self.transaction():
+        with self._writing():
             self.conn.executemany(
                 "UPDATE alerts SET status = ?, finished_at = ? WHERE id = ?",
                 [(status, iso(at), alert_id) for alert_id in alert_ids],
@@ -1341,7 +1619,7 @@ class Ledger:
 
     def expire_watches(self, *, now: datetime) -> int:
         """End the watches whose time is up; how many there were."""
-        with self.transaction():
+        with self._writing():
             before = self._watch_token()
             ended = [
                 row[0]
@@ -1372,7 +1650,7 @@ class Ledger:
         marked reminded before the reminder goes out (so it goes at most once). A watch that
         never ran longer than `before` is marked but not returned: it needs no reminder."""
         marks = ", ".join("?" for _ in platforms)
-        with self.transaction():
+        with self._writing():
             records = self._watches(
                 f"SELECT {_WATCH_COLUMNS} FROM watches w WHERE w.status = ?"
                 " AND w.reminded_at IS NULL AND w.expires_at > ? AND w.expires_at <= ?"
@@ -1469,6 +1747,17 @@ def _filters(
         where.append("o.platform = ? AND o.chat_id = ?")
         params.extend(chat)
     return where, params
+
+
+def _rows_in(
+    conn: sqlite3.Connection, sql: str, ids: Iterable[Any], chunk: int = 500
+) -> Iterator[Any]:
+    """The rows of `sql` (with `IN ({})` for the ids) for every id, in chunks of bound
+    parameters SQLite accepts."""
+    wanted = sorted(ids)
+    for start in range(0, len(wanted), chunk):
+        part = wanted[start : start + chunk]
+        yield from conn.execute(sql.format(", ".join("?" for _ in part)), part)
 
 
 # -- digests (issue 7) ---------------------------------------------------------------------------

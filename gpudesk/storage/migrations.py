@@ -496,3 +496,26 @@ def _micros(text: str) -> int:
 def m_outbox_fallback(db: Database) -> None:
     """A queued alert keeps the group to mention its member in when a direct message fails."""
     db["outbox"].add_column("fallback_chat_id", str)  # type: ignore[union-attr]
+
+
+@MIGRATIONS(name="m_hot_paths")
+def m_hot_paths(db: Database) -> None:
+    """Indexes for what the desk does on every post, so that none of it grows with the ledger.
+
+    `offers_poster_lot`: the repost check reads a poster's standing offers of one side, deal
+    and model (before, SQLite walked every standing offer of every poster by expiry).
+    `offers_unpriced`: the book's and matching's unpriced offers, newest first, from an index
+    (before, every unpriced offer of the model was sorted). `adverts_party` and `adverts_lot`:
+    a withdrawal closes book offers by reading only the poster's lots of late, not all history.
+    """
+    db.execute(
+        "CREATE INDEX offers_poster_lot ON offers"
+        " (platform, poster_id, gpu, deal, side, status, expires_at)"
+    )
+    db.execute(
+        "CREATE INDEX offers_unpriced ON offers (gpu, deal, side, status, seen_at)"
+        " WHERE unit_price IS NULL"
+    )
+    db.execute("CREATE INDEX adverts_party ON adverts (party, at_us)")
+    db.execute("CREATE INDEX adverts_lot ON adverts (lot, at_us)")
+    db.execute("CREATE INDEX withdrawals_party ON withdrawals (platform, poster_id, at_us)")
