@@ -2,7 +2,7 @@
 SIGKILL at 20+ random moments and restarted each time; then the ledger is audited.
 
 Run as `make soak`, or `.venv/bin/python bench/soak_crash.py [--updates N] [--kills K]
-[--seed S]`. Prints the figures quoted in docs/guarantees.md (updates fed, kills, lost,
+[--seed S]`. Prints the figures quoted in the README (Guarantees) (updates fed, kills, lost,
 doubled, ...) and exits 1 if any guarantee failed. Everything runs on 127.0.0.1.
 """
 

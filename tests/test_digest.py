@@ -3,7 +3,7 @@
 A seeded market of two weeks goes through the real desk (with a parser for a plain test
 notation, so that these tests do not depend on how Chinese posts are read) and the digest is
 checked against a count made here, independently, from the seed itself, by the method of
-docs/pulse.md: parties counted by the listings standing in the ISO week, not by the posts.
+README (pulse): parties counted by the listings standing in the ISO week, not by the posts.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Market truth, the pure core: listings from posts, withdrawals, and the weekly pulse.
 
-Each test builds a small history by hand that isolates one rule of docs/pulse.md and checks
+Each test builds a small history by hand that isolates one rule of README (pulse) and checks
 what the engine makes of it (`gpudesk.market.listings`), down to every field of the pulse.
 Times are local Shanghai times in November 2026: week 45 runs from Monday 2 to Sunday 8.
 """

@@ -1,7 +1,7 @@
 """Market truth through the desk: real posts in, listings and the weekly pulse out (issue 11).
 
 Small histories posted through `Desk.handle` (the real parser, the real ledger) that isolate
-each rule of docs/pulse.md, checked where people see them: `/price`, `/market`, `/explain`,
+each rule of README (pulse), checked where people see them: `/price`, `/market`, `/explain`,
 the digest, `gpudesk export --what pulse` and `gpudesk explain`. The clock starts on Monday
 2 November 2026, 09:00 in Shanghai: week 2026-W45.
 """

@@ -68,7 +68,7 @@ def import_command(
 
     Every message goes through the desk as a live one would, without replies; offers are
     read and booked. Importing a file again adds nothing. A broken record is reported with
-    its line and skipped. Formats: docs/import-export.md.
+    its line and skipped. Formats: README (import).
 
     \b
     Examples:
@@ -158,7 +158,7 @@ def export_command(
 
     Offer rows carry the contract fields, the price per GPU-hour (rent) or per GPU (sale) in
     the desk's currency, the status, and the message they came from. Columns:
-    docs/import-export.md.
+    README (import).
 
     \b
     Examples:

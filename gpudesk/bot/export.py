@@ -12,7 +12,7 @@ every offer of a week at once, is the exception).
   rounded to 4 places), its status at export time (an open offer past its expiry is
   `expired`), and the message it came from (platform, chat_id, message_id);
 - a pulse row sums up one (ISO week, gpu, deal) as `market/listings.py` counts it (issue 11,
-  docs/pulse.md): parties by their listings, median, quartiles and best prices per unit, the
+  README (pulse)): parties by their listings, median, quartiles and best prices per unit, the
   week-on-week move of the median ask, the reading, and beside them the raw posts and
   posters. Weeks are ISO weeks in the desk's time zone; the figures are `/price`'s and the
   digest's for the same week.

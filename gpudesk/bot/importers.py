@@ -194,7 +194,7 @@ def open_export(path: Path, *, zone: ZoneInfo, format: str = "auto") -> Export:
         f"{path}: not a chat export gpudesk can read. It reads Telegram Desktop's JSON export"
         " (result.json), a WeChat CSV with a header row (time, sender and content columns) and"
         " WeChat text ('2025-01-02 10:00:00 Name' then the message lines);"
-        " see docs/import-export.md"
+        " see README (import)"
     )
 
 
@@ -668,7 +668,7 @@ def _wechat_csv_entries(path: Path, encoding: str, zone: ZoneInfo) -> Iterator[E
         if at_time is None or at_text is None or (at_sender is None and at_name is None):
             raise UnreadableExport(
                 f"{path}: the header row ({', '.join(header)}) needs a time, a content and a"
-                " sender column; see docs/import-export.md for the names understood"
+                " sender column; see README (import) for the names understood"
             )
         at_type = _first(columns, _TYPE_COLUMNS)
         at_chat = _first(columns, _CHAT_COLUMNS)

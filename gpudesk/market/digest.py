@@ -15,7 +15,7 @@ middle of its window, so the Monday 09:00 digest is that of the week just ended,
 digest that of the week ending, and two weekly digests never share a label.
 
 Every figure is the pulse of the ISO week the digest is labelled with, counted by listings (issue
-11, docs/pulse.md): a party is in the week when one of its listings stands at any moment of it,
+11, README (pulse)): a party is in the week when one of its listings stands at any moment of it,
 it counts once per side of a model, at its latest own price in force. The notable offers are
 listings standing in that week too, so each line traces to a listing `explain` shows: a lowest
 ask (highest bid) is its party's counted price, the pulse's best ask (bid); a largest lot is the

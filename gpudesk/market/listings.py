@@ -6,7 +6,7 @@ advertisements (every offer read from every post) and the withdrawals into **lis
 party's standing offer each, and counts those. It is the desk's one pulse computation: `/price`,
 `/market`, the weekly digest and `gpudesk export --what pulse` all read `pulses()`.
 
-The method (docs/pulse.md states it for readers; this is the implementation):
+The method (README (pulse) states it for readers; this is the implementation):
 
 - A **listing** is one party's standing offer: side, deal, GPU, quantity in GPUs, place. A
   party is (platform, poster id). Variant and memory are not part of it: a reworded repost

@@ -1444,7 +1444,10 @@ def _frame(msg: _Message, start: int, end: int) -> _Frame:
     )
     frame = _Frame(side, side_strong, deal, deal_strong, place)
     frame.money = money
-    per = _PER_HINT.search(msg.low, start, end)
+    line = msg.low[start:end]
+    per = None
+    if "/" in line or "per" in line or "每" in line or "卡时" in line:  # all it can start with
+        per = _PER_HINT.search(line)
     if per is not None:
         if per.group("gh") or per.group("ch"):
             frame.unit, frame.span = GPU, "hour"
