@@ -225,6 +225,6 @@ def test_the_export_command_does_not_create_a_ledger(tmp_path: Path) -> None:
     ids=["messages", "offers", "pulse"],
 )
 def test_every_export_column_is_documented(columns: tuple[str, ...]) -> None:
-    doc = (Path(__file__).parents[1] / "docs" / "import-export.md").read_text(encoding="utf-8")
+    doc = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
     missing = [name for name in columns if f"`{name}`" not in doc]
     assert missing == []

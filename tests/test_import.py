@@ -452,7 +452,7 @@ def test_the_import_command_fails_when_a_whole_file_is_unreadable(
 def test_every_column_name_understood_is_documented() -> None:
     from gpudesk.bot import importers
 
-    doc = (Path(__file__).parents[1] / "docs" / "import-export.md").read_text(encoding="utf-8")
+    doc = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
     documented = {name.lower() for name in re.findall(r"`([^`\s]+)`", doc)}
     for names in (
         importers._TIME_COLUMNS,

@@ -6,11 +6,15 @@ works in a few passes over one normalised copy of the text (NFKC, lower case):
 1. **Cues.** One Aho-Corasick automaton, built at import from the catalog, the gazetteer and
    the keyword tables below, finds models, form factors, places, intent words (出, 收, WTS,
    WTB), deal words (租, lease, 出售), price and unit words (月租, 预算, 每卡), distractor words
-   (IB, 内存, CPU, 押金), and question, news and finished-deal markers in a single scan.
+   (IB, 内存, CPU, 押金), lease terms (for a month), and question, news and finished-deal
+   markers in a single scan. News and the like end the reading there, and so does a question
+   with no intent it could be asking for; models, variants and places are blanked in the copy
+   the numbers are read from.
 2. **Numbers.** Each number is read with one anchored regex that takes its multiplier (w/万/k),
    currency and the unit words after it; with the cue just before it, that says whether it is a
    price, a count of GPUs or servers, GPUs per server, memory, or a distractor (phone number,
-   date, warranty, network speed, RAM, disk, CPU model).
+   date, warranty, network speed, RAM, disk, CPU model). Whole amounts (7.5w) are worked out in
+   integers rather than Decimal arithmetic.
 3. **Items.** Lines (and `;`/`。` clauses) that name a model are items; a line naming two
    different models is split between them. Lines without a model are headers or footers whose
    intent, place, currency, price unit and GPUs per server apply to the items they frame. A
@@ -447,13 +451,14 @@ _EACH = r"(?:each|ea\.?|apiece)(?![a-z])"
 # (w/万/k), "+" and a currency; then the units of a price, a counter, or a distractor unit.
 # Every number goes through this, so it is written for the regex engine: an optional part is
 # `(?:X|)` rather than `(?:X)?` (same match, without the engine's costlier repeat), and a
-# lookahead skips the price units and the thousands separators where they cannot start.
+# lookahead skips a part, or all four after the digits, where it cannot start.
 _VALUE = (
     r"(?P<num>\d(?:(?=\d{0,2},)\d{0,2}(?:,\d{3})+(?!\d)|\d*(?:\.\d+)?))"
+    r"(?:(?=\s?[-~～到至百万亿千wkm+元块rcu美人刀])"
     r"(?:(?P<range>\s?[-~～到至]\s?\d{1,4}(?:\.\d+)?(?![\d.]))|)"  # "200-250w": the low end counts
     r"(?:\s?(?P<mult>百万|万|亿|千|w(?![a-z])(?!/\s)|k(?![a-z])|m(?![a-z])|mn(?![a-z])"
     r"|million(?![a-z]))|)(?:(?P<plus>\+)|)"
-    r"(?:\s?(?P<cur>元|块|rmb|cny|usdt|usd|美元|美金|人民币|刀|u(?![a-z]))|)"
+    r"(?:\s?(?P<cur>元|块|rmb|cny|usdt|usd|美元|美金|人民币|刀|u(?![a-z]))|)|)"
 )
 _PRICE_UNITS = (
     r"(?=\s*+[/pa每一e])(?P<per>(?:\s*+" + _PER_SEPARATOR + r"\s*+" + _UNIT_WORD + r")+"
@@ -631,16 +636,16 @@ _UNIT_SPELLINGS = _unit_spellings()
 def _amount(plain: str, mult: str | None) -> Decimal:
     """A price's digits (`7.5`) times its multiplier (`w`), as `_whole` writes it; exact whole
     amounts are worked out in integers, the rest in Decimal."""
-    factor = 1 if mult is None else _MULTIPLIERS[mult]
+    if mult is None:
+        return Decimal(int(plain)) if "." not in plain else _whole(Decimal(plain))
+    factor = _MULTIPLIERS[mult]
     if len(plain) <= 15:
-        whole, dot, fraction = plain.partition(".")
-        if not dot:
-            return Decimal(int(whole) * factor)
+        if "." not in plain:
+            return Decimal(int(plain) * factor)
+        whole, _, fraction = plain.partition(".")
         amount, rest = divmod(int(whole + fraction) * factor, 10 ** len(fraction))
         if not rest:
             return Decimal(amount)
-    if mult is None:
-        return _whole(Decimal(plain))
     return _whole(Decimal(plain) * factor)
 
 
@@ -1048,7 +1053,7 @@ _PER_HINT = re.compile(
     r"|mo|月)|(?P<year>years?|yr|年)))?|(?P<ch>卡时)"
 )
 _HAN = re.compile(r"[\u4e00-\u9fff]")
-_PLACE_RANK = dict(places.RANK)
+_PLACE_RANK = dict(places.RANK)  # a plain dict: read for every place a survey meets
 _COMMA_BREAKS = (",", "，", "\n", ";", "。", "?", "!")
 
 
@@ -1200,13 +1205,34 @@ def _scan_cues(original: str, low: str) -> _Message | None:
                     question = True
     if not models:
         return None
+    question = question or "?" in low
+    if question and not _may_assert(hits):
+        return None  # "H100 现货什么价?": a question with no intent it could be asking for
     msg = _Message(low, _mark(low, blanks), hits, models)
     msg.hints = hints
     msg.hint_ends = hint_ends
     msg.vetoes = vetoes
     msg.money = money
-    msg.question = question or "?" in low
+    msg.question = question
     return msg
+
+
+def _may_assert(hits: list[_Hit]) -> bool:
+    """Whether the cues could make a strong intent, which a question needs to be an offer: a
+    strong intent word, an "I have" that may ask (有 H100 吗?), or "anyone" before an intent or
+    a verb of renting (有人出 4090 吗, 有人租 L40S 吗)."""
+    intent = flip = False
+    for _, _, cue in hits:
+        kind = cue.kind
+        if kind == INTENT:
+            if cue.strong or cue.have:
+                return True
+            intent = True
+        elif kind == FLIP:
+            flip = True
+        elif cue.rents:
+            intent = True
+    return flip and intent
 
 
 def _after_number(low: str, pos: int) -> bool:
