@@ -1,4 +1,4 @@
-"""The example of the README (The weekly pulse): a week of one market through the real desk, then `gpudesk
+"""The README's pulse example: a week of one market through the real desk, then `gpudesk
 export --what pulse` and `gpudesk explain` on it.
 
 Run as `.venv/bin/python bench/make_pulse_example.py [--db PATH] [--lang en|zh]`; it prints the
