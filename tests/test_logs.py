@@ -11,9 +11,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import os
 import signal
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from gpudesk.market.privacy import mask_personal
 from tests.conftest import Chat
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.wechat_puppet import FakePuppetService
+from tests.processes import start_run, telegram_config
 from tests.test_run import wait_until
 from tests.test_wechat import ALICE, ROOM, Connect, StubDesk, connect, fake  # noqa: F401
 
@@ -102,22 +101,8 @@ async def test_a_debug_session_of_gpudesk_run_logs_no_token_and_no_contact_detai
     DEBUG payloads included) holds no token and none of them whole."""
     db = tmp_path / "desk.db"
     async with FakeTelegram() as api:
-        config = tmp_path / "config.toml"
-        config.write_text(
-            f'[ledger]\npath = "{db}"\n[telegram]\ntoken = "{api.token}"\n'
-            f'base_url = "{api.base_url}"\n[desk]\nlanguage = "en"\n',
-            encoding="utf-8",
-        )
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GPUDESK_")}
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            *("-m", "gpudesk", "-v", "--config", str(config), "run"),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=tmp_path,
-            env=env,
-        )
+        config = telegram_config(tmp_path, api, db)
+        process = await start_run(config, "-v", cwd=tmp_path)
         try:
             await wait_until(lambda: api.polling, 20, "the bot to poll")
             group = api.group("GPU 13912345678 群")

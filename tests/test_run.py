@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from gpudesk.storage.ledger import Ledger
 from tests.fakes.telegram_api import FakeTelegram
+from tests.processes import start_run, telegram_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,26 +33,8 @@ def open_offers(db: Path) -> int:
 async def test_a_telegram_only_config_runs_the_telegram_adapter(tmp_path: Path) -> None:
     db = tmp_path / "desk.db"
     async with FakeTelegram() as api:
-        config = tmp_path / "config.toml"
-        config.write_text(
-            f'[ledger]\npath = "{db}"\n[telegram]\ntoken = "{api.token}"\n'
-            f'base_url = "{api.base_url}"\n[desk]\nlanguage = "en"\n',
-            encoding="utf-8",
-        )
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GPUDESK_")}
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "gpudesk",
-            "--config",
-            str(config),
-            "run",
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=tmp_path,
-            env=env,
-        )
+        config = telegram_config(tmp_path, api, db)
+        process = await start_run(config, cwd=tmp_path)
         try:
             await wait_until(lambda: api.polling, 20, "the bot to poll")
             group = api.group("GPU Traders")
