@@ -124,6 +124,7 @@ def main() -> int:
     with scratch_ledger(args.offers) as path:
         print(f"ledger: {args.offers:,} offers")
         desk = Desk(Ledger.open(path), DeskSettings(language="en"), clock=lambda: now)
+        desk.recover()  # as `gpudesk run` starts it
         report("telegram", asyncio.run(telegram_rounds(desk, args.rounds)))
         report("wechat", asyncio.run(wechat_rounds(desk, args.rounds)))
     return 0

@@ -123,14 +123,15 @@ def backfill(
     report = ImportReport(files=[export.path for export in exports])
     messages_before, offers_before = ledger.message_count(), ledger.offer_count()
     started = clock()
-    for export in exports:
-        progress.begin(export)
-        entries = export.entries()
-        done = False
-        while not done:
-            with ledger.transaction():
-                done = _batch(desk, export, entries, targets, report, progress, clock)
-        progress.end()
+    with ledger.bulk():
+        for export in exports:
+            progress.begin(export)
+            entries = export.entries()
+            done = False
+            while not done:
+                with ledger.transaction():
+                    done = _batch(desk, export, entries, targets, report, progress, clock)
+            progress.end()
     report.seconds = clock() - started
     report.new_messages = ledger.message_count() - messages_before
     report.new_offers = ledger.offer_count() - offers_before

@@ -23,7 +23,7 @@ from gpudesk.handlers.explain import CHAT_LIMITS, explain_text
 from gpudesk.handlers.texts import say
 from gpudesk.market.book import PostedOffer
 from gpudesk.market.catalog import MODELS, resolve_model
-from gpudesk.market.listings import Week, pulses
+from gpudesk.market.listings import Week
 from gpudesk.market.match import Match, MatchPolicy, find_matches
 from gpudesk.market.message import ChatMessage, Reply
 from gpudesk.market.normalise import Valuation, unit_for
@@ -440,13 +440,17 @@ def _deal_word(word: str) -> Deal | None:
 
 
 def _week_pulses(ctx: Context, week: Week, gpu: str | None) -> list[Pulse]:
-    """The week's pulses from the ledger's listings up to now (issue 11), busiest first."""
-    book = ctx.ledger.listings(
-        until=ctx.now, lifetime=ctx.settings.offer_lifetime, gpu=gpu, chat=ctx.scope
+    """The week's pulses from the ledger's listings up to now (issue 11), busiest first: the
+    figures `pulses()` gives over the whole history, from the market state the ledger keeps
+    up to date (`Ledger.week_pulses`)."""
+    return ctx.ledger.week_pulses(
+        week,
+        now=ctx.now,
+        lifetime=ctx.settings.offer_lifetime,
+        gpu=gpu,
+        chat=ctx.scope,
+        thresholds=ctx.settings.thresholds,
     )
-    settings = ctx.settings
-    currency, thresholds = settings.valuation.currency, settings.thresholds
-    return pulses(book, [week], currency=currency, thresholds=thresholds, gpu=gpu)
 
 
 def _pulse_text(ctx: Context, pulse: Pulse) -> str:

@@ -126,13 +126,24 @@ class Desk:
             return [self._reply(message, say(self._lang(message), "error.internal"))]
 
     def recover(self) -> int:
-        """Read what a crash left stored but unread; returns how many messages it read."""
+        """Read what a crash left stored but unread; returns how many messages it read.
+
+        Run on start, it also builds the market state that `/price` and `/market` read
+        (`Ledger.week_pulses`): seconds for a million posts, better spent before the first
+        question than in answering it."""
         pending = self.ledger.unhandled_messages()
         for message_row, message in pending:
             with self.ledger.transaction():
                 self._act(message_row, message, self.clock(), edited=message.edited)
                 self.ledger.mark_handled(message_row)
+        self.warm()
         return len(pending)
+
+    def warm(self) -> None:
+        """Build the market state the pulse commands read, if it is not built yet."""
+        self.ledger.warm_market(
+            now=self.clock(), lifetime=self.settings.offer_lifetime, zone=self.settings.zone
+        )
 
     def needs_admin(self, text: str) -> bool:
         """Whether `text` is a group-admin command (the adapter then asks the platform)."""

@@ -46,7 +46,8 @@ from __future__ import annotations
 
 import bisect
 import gc
-from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
+from collections import OrderedDict, deque
+from collections.abc import Callable, Container, Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -92,6 +93,21 @@ def gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+# Past this many listings kept in memory, a market is taken out of the collector's sight.
+SETTLE_LISTINGS = 20_000
+
+
+def settle(market: LiveMarket) -> None:
+    """Take a big market just built or copied (a million posts make millions of objects, and
+    they live long) out of the cyclic collector's sight: each full collection would walk them
+    all, for seconds, in the middle of answering someone. The young garbage is collected
+    first; what is frozen is still freed as usual when nothing refers to it. A small market
+    costs the collector nothing worth it."""
+    if len(market.builder.listings) >= SETTLE_LISTINGS:
+        gc.collect(1)
+        gc.freeze()
 
 
 def micros(moment: datetime) -> int:
@@ -241,6 +257,7 @@ class Listing:
         "price",
         "price_key",
         "relays",
+        "seq",
         "variant",
     )
 
@@ -264,6 +281,7 @@ class Listing:
         self.own_times = [at]
         self.own_prices = [self.price]
         self.relays: list[tuple[int, Decimal | None, str | None, Hashable]] = []  # brokers'
+        self.seq = 0  # its place in the order listings were made (the builder numbers them)
 
     side = property(lambda self: self.lot.side)
     deal = property(lambda self: self.lot.deal)
@@ -348,11 +366,30 @@ def build_listings(
         return _Builder(lifetime, pending, codes, keep_posts).run(ordered)
 
 
+class _Everything:
+    """Every post and book offer: what a market kept up to date indexes, since it cannot know
+    which one a withdrawal still to come will name."""
+
+    def __contains__(self, item: object) -> bool:
+        return item is not None
+
+
+_ALL = _Everything()
+# What an advertisement was to the builder: its party's own post, a new listing, a relay.
+_OWN, _NEW, _RELAY = range(3)
+
+
 class _Builder:
     """One pass over the history; the state is what is open now and what was said lately."""
 
     def __init__(
-        self, lifetime: timedelta, withdrawals: list[Withdrawal], codes: Codes, keep_posts: bool
+        self,
+        lifetime: timedelta,
+        withdrawals: list[Withdrawal],
+        codes: Codes,
+        keep_posts: bool,
+        *,
+        index_all: bool = False,
     ):
         self.lifetime, self.life, self.codes = lifetime, lifetime // _MICRO, codes
         self.window = BROKER_WINDOW // _MICRO
@@ -363,19 +400,32 @@ class _Builder:
         # per relayable lot, the listings a post could still relay: standing, or advertised
         # within the day (dropped, as time passes, once neither)
         self.relayable: dict[Hashable, list[Listing]] = {}
+        # ... and once a lot has many (thousands of parties holding the same lot), its listings
+        # in the order they were last advertised instead (each moves to the end when advertised
+        # again): those advertised within the day are found at the end without walking the
+        # quiet ones, which are dropped from the front
+        self.lately: dict[Hashable, OrderedDict[Listing, None]] = {}
         self.by_party: dict[Hashable, list[Listing]] = {}
         self.relayed: dict[Hashable, list[Listing]] = {}
         # Only the posts and book offers some withdrawal points at are indexed.
-        self.wanted_posts = {w.reply_to for w in withdrawals if w.reply_to is not None}
-        self.wanted_offers = {w.offer for w in withdrawals if w.offer is not None}
+        self.wanted_posts: Container[int | None] = {
+            w.reply_to for w in withdrawals if w.reply_to is not None
+        }
+        self.wanted_offers: Container[int | None] = {
+            w.offer for w in withdrawals if w.offer is not None
+        }
+        if index_all:
+            self.wanted_posts = self.wanted_offers = _ALL
         self.by_post: dict[int, list[tuple[Advert, Listing]]] = {}
         self.by_offer: dict[int, list[Listing]] = {}
         self.relays_possible: dict[Hashable, bool] = {}  # per lot: quantity and place stated
+        self.made = 0  # listings made so far (`Listing.seq`)
+        self.closed: list[Listing] | None = None  # when a caller follows closings: those made
 
     def run(self, adverts: list[Advert]) -> Listings:
         # The hot loop: a million advertisements make a year, most of them a party's own
         # repost. In lean mode that is a few appends; everything else is a method call.
-        own, life, prices = self.own, self.life, self.codes.prices
+        own, life, prices, lately = self.own, self.life, self.codes.prices, self.lately
         wanted_posts, wanted_offers, keep_posts = (
             self.wanted_posts,
             self.wanted_offers,
@@ -396,6 +446,11 @@ class _Builder:
                 mine.own_times.append(at)
                 mine.own_prices.append(None if price is None else prices[price])
                 mine.last_at, mine.ends_at = at, at + life
+                if lately:  # a lot read in the order last advertised (busy lots only)
+                    heard = lately.get(lot)
+                    if heard is not None:
+                        heard[mine] = None
+                        heard.move_to_end(mine)
                 if variant is not None and mine.variant is None:
                     mine.variant = variant
                 if offer in wanted_offers:
@@ -439,8 +494,16 @@ class _Builder:
         mine.own_times.append(at)
         mine.own_prices.append(value)
         mine.last_at, mine.ends_at = at, at + self.life
+        self.heard(advert[5], mine)
         if offer in self.wanted_offers:
             self.by_offer.setdefault(offer, []).append(mine)  # type: ignore[arg-type]
+
+    def heard(self, lot: Hashable, listing: Listing) -> None:
+        """`listing` was just advertised: last in its lot's order (if it can be relayed)."""
+        heard = self.lately.get(lot)
+        if heard is not None:
+            heard[listing] = None
+            heard.move_to_end(listing)
 
     def arrive(self, advert: Advert) -> Listing:
         """A post for no listing its party has standing: a broker's repost, or a new listing."""
@@ -454,13 +517,19 @@ class _Builder:
             self.attach_broker(relayed, advert)
             return relayed
         mine = Listing(advert, self.life, self.codes)
+        mine.seq = self.made
+        self.made += 1
         self.listings.append(mine)
         self.own[(party, lot)] = mine
         self.by_party.setdefault(party, []).append(mine)
         if offer in self.wanted_offers:
             self.by_offer.setdefault(offer, []).append(mine)  # type: ignore[arg-type]
         if can_relay:
-            self.relayable.setdefault(lot, []).append(mine)
+            heard = self.lately.get(lot)
+            if heard is not None:
+                heard[mine] = None
+            else:
+                self.relayable.setdefault(lot, []).append(mine)
         return mine
 
     def relay_of(self, advert: Advert) -> Listing | None:
@@ -470,17 +539,31 @@ class _Builder:
         wins, a standing one before a closed one (a relay of a closed lot refreshes nothing).
         """
         _, _, at, party, _, lot, variant, price_key, _ = advert
-        candidates = self.relayable.get(lot)
+        horizon = at - self.window
+        # Those advertised in the last day (nothing said of the others), in the order made.
+        heard = self.lately.get(lot)
+        if heard is not None:
+            candidates = _heard_since(heard, horizon)
+        else:
+            listed = self.relayable.get(lot)
+            if not listed:
+                return None
+            candidates, dead = [], False
+            for listing in listed:
+                if listing.last_at < horizon:
+                    dead = dead or listing.ends_at <= at  # and it will never stand again
+                else:
+                    candidates.append(listing)
+            if dead:
+                self.relayable[lot] = [c for c in listed if c.last_at >= horizon or c.ends_at > at]
+            if len(self.relayable[lot]) > BUSY_LOT:  # from now on, in the order last advertised
+                ordered = sorted(self.relayable.pop(lot), key=attrgetter("last_at", "seq"))
+                self.lately[lot] = OrderedDict.fromkeys(ordered)
         if not candidates:
             return None
         price = None if price_key is None else self.codes.prices[price_key]
-        horizon = at - self.window
-        best, best_at, closed, dead = None, -1, None, False
+        best, best_at, closed = None, -1, None
         for listing in candidates:
-            if listing.last_at < horizon:  # nothing said of it in the last day
-                if listing.ends_at <= at:
-                    dead = True  # and nothing ever will be
-                continue
             if listing.key == party:
                 continue
             if variant is not None and listing.variant is not None and variant != listing.variant:
@@ -510,8 +593,6 @@ class _Builder:
                     best, best_at = listing, seen
             elif closed is None:
                 closed = listing
-        if dead:
-            self.relayable[lot] = [c for c in candidates if c.last_at >= horizon or c.ends_at > at]
         return best or closed
 
     def attach_broker(self, listing: Listing, advert: Advert) -> None:
@@ -520,6 +601,7 @@ class _Builder:
         if listing.first_at <= at < listing.ends_at:
             listing.last_at = max(listing.last_at, at)
             listing.ends_at = max(listing.ends_at, at + self.life)
+            self.heard(advert[5], listing)
         if self.keep_posts:
             listing.adverts.append((advert, Role.BROKER_REPOST))
         price = None if price_key is None else self.codes.prices[price_key]
@@ -558,7 +640,132 @@ class _Builder:
             return False
         listing.ends_at = withdrawal.at
         listing.closed_by = withdrawal
+        if self.closed is not None:
+            self.closed.append(listing)
         return True
+
+    # -- one post at a time, and forgetting (`LiveMarket`) -------------------------------
+
+    def step(self, advert: Advert) -> tuple[Listing, int]:
+        """Read one more advertisement (lean, as `run` does): its listing, and whether it was
+        its party's own post (`_OWN`), a new listing (`_NEW`) or a broker's relay (`_RELAY`)."""
+        _, message, at, party, _, lot, variant, price, offer = advert
+        mine = self.own.get((party, lot))
+        if mine is None or not mine.first_at <= at < mine.ends_at:
+            mine = self.arrive(advert)
+            kind = _NEW if mine.id == advert[0] else _RELAY
+        else:
+            mine.own_times.append(at)
+            mine.own_prices.append(None if price is None else self.codes.prices[price])
+            mine.last_at, mine.ends_at = at, at + self.life
+            self.heard(lot, mine)
+            if variant is not None and mine.variant is None:
+                mine.variant = variant
+            if offer in self.wanted_offers:
+                self.by_offer.setdefault(offer, []).append(mine)  # type: ignore[arg-type]
+            kind = _OWN
+        if message in self.wanted_posts:
+            self.by_post.setdefault(message, []).append((advert, mine))
+        return mine, kind
+
+    def withdraw_now(self, withdrawal: Withdrawal) -> list[Listing]:
+        """Apply one more withdrawal; the listings it closed."""
+        self.closed = []
+        try:
+            self.withdraw(withdrawal)
+            return self.closed
+        finally:
+            self.closed = None
+
+    def forget(self, keep: Callable[[Listing], bool]) -> None:
+        """Drop the listings `keep` refuses from the state (they can stand, be closed or be
+        relayed no more): a market kept up to date holds only what can still change."""
+        self.listings = [listing for listing in self.listings if keep(listing)]
+        kept = {id(listing) for listing in self.listings}
+        self.withdrawals = []  # read in `run`, which is over
+
+        def alive(listing: Listing) -> bool:
+            return id(listing) in kept
+
+        self.own = {key: listing for key, listing in self.own.items() if alive(listing)}
+        for index in (self.by_party, self.relayed, self.by_offer):
+            for key in list(index):
+                found = [listing for listing in index[key] if alive(listing)]
+                if found:
+                    index[key] = found
+                else:
+                    del index[key]
+        for lot, heard in self.lately.items():
+            self.lately[lot] = OrderedDict((listing, None) for listing in heard if alive(listing))
+        for lot in list(self.relayable):
+            found = [listing for listing in self.relayable[lot] if alive(listing)]
+            if found:
+                self.relayable[lot] = found
+            else:
+                del self.relayable[lot]
+        for message in list(self.by_post):
+            posts = [post for post in self.by_post[message] if alive(post[1])]
+            if posts:
+                self.by_post[message] = posts
+            else:
+                del self.by_post[message]
+
+    def copy(self) -> tuple[_Builder, dict[int, Listing]]:
+        """A copy that reads on without touching this one, and its listing for each of ours
+        (by `id`): every listing the state refers to is in `listings`."""
+        other = object.__new__(_Builder)
+        other.__dict__.update(self.__dict__)
+        clones = {id(listing): _clone(listing) for listing in self.listings}
+
+        def of(listing: Listing) -> Listing:
+            return clones[id(listing)]
+
+        other.listings = [of(listing) for listing in self.listings]
+        other.own = {key: of(listing) for key, listing in self.own.items()}
+        other.lately = {
+            lot: OrderedDict((of(listing), None) for listing in heard)
+            for lot, heard in self.lately.items()
+        }
+        other.relayable = {lot: list(map(of, found)) for lot, found in self.relayable.items()}
+        other.by_party = {key: list(map(of, found)) for key, found in self.by_party.items()}
+        other.relayed = {key: list(map(of, found)) for key, found in self.relayed.items()}
+        other.by_offer = {key: list(map(of, found)) for key, found in self.by_offer.items()}
+        other.by_post = {
+            key: [(advert, of(listing)) for advert, listing in posts]
+            for key, posts in self.by_post.items()
+        }
+        other.withdrawals = list(self.withdrawals)
+        other.closed = None
+        return other, clones
+
+
+def _clone(listing: Listing) -> Listing:
+    other = object.__new__(Listing)
+    for name in Listing.__slots__:
+        setattr(other, name, getattr(listing, name))
+    other.adverts = list(listing.adverts)
+    other.chats = set(listing.chats)
+    other.own_times = list(listing.own_times)
+    other.own_prices = list(listing.own_prices)
+    other.relays = list(listing.relays)
+    return other
+
+
+# A lot with more listings to look through than this is read in the order last advertised.
+BUSY_LOT = 32
+
+
+def _heard_since(heard: OrderedDict[Listing, None], horizon: int) -> list[Listing]:
+    """The listings of a busy lot advertised at or after `horizon`, in the order made; the
+    quieter ones in front are dropped (they can be relayed no more)."""
+    while heard:
+        quietest = next(iter(heard))
+        if quietest.last_at >= horizon:
+            break
+        heard.popitem(last=False)
+    if len(heard) <= 1:
+        return list(heard)
+    return sorted((c for c in heard if c.last_at >= horizon), key=attrgetter("seq"))
 
 
 def _agree(a: object, b: object) -> bool:
@@ -737,7 +944,35 @@ def window_pulses(
     count = len(bounds) - 1
     if count < 1:
         return {}
-    edges = [micros(b) for b in bounds]
+    groups = window_sides(book, [micros(b) for b in bounds], gpu=gpu, deal=deal)
+    sides = {
+        (index, g, d, side): found
+        for (g, d, side), windows in groups.items()
+        for index, found in enumerate(windows)
+        if found is not None
+    }
+    out: dict[tuple[int, str, Deal], Pulse] = {}
+    for index, g, d in sorted({(i, g, d) for i, g, d, _ in sides}):
+        sell = sides.get((index, g, d, Side.SELL), _EMPTY)
+        buy = sides.get((index, g, d, Side.BUY), _EMPTY)
+        before = sides.get((index - 1, g, d, Side.SELL))
+        previous_median = None if before is None else percentile(before.prices(), _HALF)
+        out[(index, g, d)] = _pulse(
+            g, d, bounds[index], bounds[index + 1], currency, thresholds, sell, buy, previous_median
+        )
+    return out
+
+
+def window_sides(
+    book: Listings,
+    edges: Sequence[int],
+    *,
+    gpu: str | None = None,
+    deal: Deal | None = None,
+) -> dict[tuple[str, Deal, Side], list[_Side | None]]:
+    """Per (gpu, deal, side), its parties and posts in each window [edges[i], edges[i+1])
+    (times in µs): what `window_pulses` sums up."""
+    count = len(edges) - 1
     low, high = edges[0], edges[-1]
     # Per (gpu, deal, side), its windows' sides; per lot, which of those lists it goes to.
     groups: dict[tuple[str, Deal, Side], list[_Side | None]] = {}
@@ -758,23 +993,8 @@ def window_pulses(
         begin = max(0, bisect.bisect_right(edges, first) - 1)
         stop = min(count - 1, bisect.bisect_left(edges, ends) - 1)
         _add_standing(windows, listing, edges, begin, stop)
-    _count_posts(book, edges, groups, gpu, deal)
-    sides = {
-        (index, g, d, side): found
-        for (g, d, side), windows in groups.items()
-        for index, found in enumerate(windows)
-        if found is not None
-    }
-    out: dict[tuple[int, str, Deal], Pulse] = {}
-    for index, g, d in sorted({(i, g, d) for i, g, d, _ in sides}):
-        sell = sides.get((index, g, d, Side.SELL), _EMPTY)
-        buy = sides.get((index, g, d, Side.BUY), _EMPTY)
-        before = sides.get((index - 1, g, d, Side.SELL))
-        previous_median = None if before is None else percentile(before.prices(), _HALF)
-        out[(index, g, d)] = _pulse(
-            g, d, bounds[index], bounds[index + 1], currency, thresholds, sell, buy, previous_median
-        )
-    return out
+    _count_posts(book, list(edges), groups, gpu, deal)
+    return groups
 
 
 def _count_posts(
@@ -909,6 +1129,55 @@ class _Side:
         return sum(p[_Q] or 0 for p in self.parties.values())  # type: ignore[misc]
 
 
+class _LiveSide(_Side):
+    """A side of the week under way (`LiveMarket`): its parties' prices kept sorted and their
+    quantities summed as entries change, since a busy side has thousands of parties and a
+    question a second."""
+
+    __slots__ = ("sorted_prices", "total")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sorted_prices: list[Decimal] = []
+        self.total = 0
+
+    @classmethod
+    def taking_over(cls, side: _Side) -> _LiveSide:
+        live = cls()
+        live.parties, live.messages, live.posters = side.parties, side.messages, side.posters
+        live.recount()
+        return live
+
+    def recount(self) -> None:
+        self.sorted_prices, self.total = _Side.prices(self), _Side.quantity(self)
+
+    def prices(self) -> list[Decimal]:
+        return self.sorted_prices
+
+    def quantity(self) -> int:
+        return self.total
+
+    def take_out(self, party: Party) -> None:
+        """Before `party`'s entry changes: its price and quantity out of the tallies."""
+        entry = self.parties.get(party)
+        if entry is None:
+            return
+        price = entry[_P]
+        if price is not None:
+            del self.sorted_prices[bisect.bisect_left(self.sorted_prices, price)]  # type: ignore[call-overload]
+        self.total -= entry[_Q] or 0  # type: ignore[operator]
+
+    def put_in(self, party: Party) -> None:
+        """After `party`'s entry changed: its price and quantity into the tallies."""
+        entry = self.parties.get(party)
+        if entry is None:
+            return
+        price = entry[_P]
+        if price is not None:
+            bisect.insort(self.sorted_prices, price)  # type: ignore[type-var]
+        self.total += entry[_Q] or 0  # type: ignore[operator]
+
+
 def _add_standing(
     windows: list[_Side | None], listing: Listing, edges: Sequence[int], begin: int, stop: int
 ) -> None:
@@ -1011,3 +1280,339 @@ def _change(before: Decimal | None, after: Decimal | None) -> Decimal | None:
     if before is None or after is None or before == 0:
         return None
     return (after - before) / before
+
+
+# -- the market as it goes -----------------------------------------------------------------------
+
+# An advertisement or a withdrawal arriving behind others is read in place when nothing read
+# after it in this last stretch of time could depend on it; else the market is built again.
+RECENT = timedelta(hours=1)
+# Items in the order `_Builder.run` reads them: (at, message, 0, id) for an advertisement,
+# (at, message, 1, id) for a withdrawal (it goes after the advertisements of its own message).
+Key = tuple[int, int, int, int]
+
+
+class LiveMarket:
+    """The listings of a history kept up to date post by post, and the pulse of the ISO week
+    under way (and of the week before), exactly as `pulses` computes them from the whole
+    history: what `/price` and `/market` read, in milliseconds however long the history.
+
+    `build` reads the whole history once. `feed` then takes new advertisements and
+    withdrawals as they come: the builder reads them one at a time, and each updates the
+    week's parties where `_add_standing` would have put them (a party's quantity and price
+    are those of its latest own post, ties going to the listing made first). One that comes
+    behind others (a late message, an import) is read in place only when nothing read after
+    it could have gone otherwise; else `feed` says False and the caller builds it again.
+    Listings that can no longer stand, be closed or relayed are forgotten as weeks go by.
+    """
+
+    def __init__(self, builder: _Builder, zone: tzinfo, week: Week, now: int):
+        self.builder = builder
+        self.zone = zone
+        self.now = now  # the latest moment asked about: nothing after it is read yet
+        self.cursor: Key = (-1, 0, 0, 0)  # the last item read, in reading order
+        self.floor: Key = self.cursor  # what came before this was read in one pass (`build`)
+        self.last_withdrawal = (-1, 0)  # (at, id) of the last withdrawal read
+        self.recent: deque[tuple[Key, Hashable, Hashable, str | None, bool]] = deque()
+        self._set_week(week)
+        self.earlier: dict[tuple[str, Deal, Side], _Side] = {}  # the week before's sides
+        self.earlier_medians: dict[tuple[str, Deal], Decimal | None] = {}  # two weeks back
+        self.medians: dict[tuple[str, Deal], Decimal | None] = {}  # the week before's asks
+        self._cache: dict[tuple[object, ...], tuple[int, Pulse]] = {}
+
+    def copy(self) -> LiveMarket:
+        """A copy to go back to (`feed` on it leaves this one as it is)."""
+        with gc_paused():
+            return self._copy()
+
+    def _copy(self) -> LiveMarket:
+        other = object.__new__(LiveMarket)
+        other.__dict__.update(self.__dict__)
+        other.builder, clones = self.builder.copy()
+
+        def of(listing: object) -> object:
+            return clones.get(id(listing), listing)
+
+        other.sides = {}
+        for group, side in self.sides.items():
+            copied = other.sides[group] = _LiveSide()
+            copied.messages, copied.posters = set(side.messages), set(side.posters)
+            copied.parties = {
+                party: [entry[0], entry[1], of(entry[2]), entry[3], entry[4], of(entry[5])]
+                for party, entry in side.parties.items()
+            }
+            copied.sorted_prices, copied.total = list(side.sorted_prices), side.total
+        other.recent = deque(self.recent)
+        other.versions = dict(self.versions)
+        other._cache = {}
+        return other
+
+    def _set_week(self, week: Week) -> None:
+        self.week = week
+        self.start, self.end = micros(week.start), micros(week.end)
+        self.sides: dict[tuple[str, Deal, Side], _LiveSide] = {}
+        # per (gpu, deal), a count of its changes this week: a pulse worked out is kept until
+        self.versions: dict[tuple[str, Deal], int] = {}
+
+    @classmethod
+    def build(
+        cls,
+        adverts: list[Advert],
+        withdrawals: Iterable[Withdrawal],
+        *,
+        codes: Codes,
+        lifetime: timedelta,
+        zone: tzinfo,
+        now: datetime,
+    ) -> LiveMarket:
+        """The market of a history up to `now` (`adverts` in the ledger's (at, message, id)
+        order, everything at or before `now`)."""
+        with gc_paused():
+            pending = sorted(withdrawals, key=attrgetter("at", "id"))
+            builder = _Builder(lifetime, pending, codes, keep_posts=False, index_all=True)
+            book = builder.run(adverts)
+            week = Week.of(now, zone)
+            market = cls(builder, zone, week, micros(now))
+            weeks = [week.shifted(-2), week.shifted(-1), week]
+            edges = [micros(w.start) for w in weeks] + [micros(week.end)]
+            groups = window_sides(book, edges)
+            for group, (two_back, before, this) in groups.items():
+                if group[2] is Side.SELL and two_back is not None:
+                    market.earlier_medians[group[:2]] = percentile(two_back.prices(), _HALF)
+                if before is not None:
+                    market.earlier[group] = before
+                    if group[2] is Side.SELL:
+                        market.medians[group[:2]] = percentile(before.prices(), _HALF)
+                if this is not None:
+                    market.sides[group] = _LiveSide.taking_over(this)
+            if adverts:
+                last = adverts[-1]
+                market.cursor = (last[2], last[1], 0, last[0])
+            if pending:
+                last_w = pending[-1]
+                market.last_withdrawal = (last_w.at, last_w.id)
+                market.cursor = max(market.cursor, (last_w.at, last_w.message or 0, 1, last_w.id))
+            market.floor = market.cursor
+            market._forget()
+        return market
+
+    # -- taking new items in ------------------------------------------------------------------
+
+    def feed(
+        self, adverts: Iterable[Advert], withdrawals: Iterable[Withdrawal], now: datetime
+    ) -> bool:
+        """Read new advertisements and withdrawals (all at or before `now`, which must not be
+        earlier than any moment asked before); False when the market must be built again."""
+        until = micros(now)
+        if until < self.now:
+            return False
+        ordered = sorted(adverts, key=itemgetter(2, 1, 0))
+        pending = sorted(withdrawals, key=attrgetter("at", "id"))
+        done = 0
+        with gc_paused():
+            for advert in ordered:  # merged as `_Builder.run` merges them
+                while done < len(pending) and (
+                    pending[done].at,
+                    pending[done].message or 0,
+                ) < (advert[2], advert[1]):
+                    if not self._withdrawal(pending[done]):
+                        return False
+                    done += 1
+                if not self._advert(advert):
+                    return False
+            for withdrawal in pending[done:]:
+                if not self._withdrawal(withdrawal):
+                    return False
+            while until >= self.end:
+                self._roll()
+        self.now = until
+        return True
+
+    def _advert(self, advert: Advert) -> bool:
+        at = advert[2]
+        while at >= self.end:
+            self._roll()
+        key: Key = (at, advert[1], 0, advert[0])
+        lot = self.builder.codes.lots[advert[5]]
+        if key <= self.cursor and not self._harmless(key, advert[5], advert[3], lot.gpu, False):
+            return False
+        listing, kind = self.builder.step(advert)
+        side = self._side(lot)
+        side.messages.add(advert[1])
+        side.posters.add(advert[3])
+        if kind != _RELAY:
+            self._own_post(side, listing, at, listing.own_prices[-1])
+        self._changed(lot)
+        self._note(key, advert[5], advert[3], lot.gpu, False)
+        return True
+
+    def _withdrawal(self, withdrawal: Withdrawal) -> bool:
+        at = withdrawal.at
+        while at >= self.end:
+            self._roll()
+        key: Key = (at, withdrawal.message or 0, 1, withdrawal.id)
+        late = key <= self.cursor or (at, withdrawal.id) <= self.last_withdrawal
+        if late and not self._harmless(key, None, withdrawal.party, withdrawal.gpu, True):
+            return False
+        for listing in self.builder.withdraw_now(withdrawal):
+            # It stood in the week until now, and still does, with the same posts, unless it
+            # ends as the week begins or as one of its posts is made.
+            if at > self.start and at > listing.own_times[-1]:
+                continue
+            side = self._side(listing.lot)
+            self._recount(side, listing.party, listing.key, listing.lot)
+            self._changed(listing.lot)
+        self.last_withdrawal = max(self.last_withdrawal, (at, withdrawal.id))
+        self._note(key, None, withdrawal.party, withdrawal.gpu, True)
+        return True
+
+    def _note(
+        self, key: Key, lot: Hashable, party: Hashable, gpu: str | None, withdrawal: bool
+    ) -> None:
+        self.cursor = max(self.cursor, key)
+        recent = self.recent
+        recent.append((key, lot, party, gpu, withdrawal))
+        horizon = self.cursor[0] - RECENT // _MICRO
+        while recent and recent[0][0][0] < horizon:
+            recent.popleft()
+
+    def _harmless(
+        self, key: Key, lot: Hashable, party: Hashable, gpu: str | None, withdrawal: bool
+    ) -> bool:
+        """Whether an item coming behind others can be read now with the same outcome as in
+        its place: nothing read after it shares its lot or party, and no withdrawal or
+        advertisement after it could have met it (same model, or a withdrawal naming none)."""
+        if key <= self.floor or key[0] < self.start or key[0] < self.cursor[0] - RECENT // _MICRO:
+            return False
+        for later, other_lot, other_party, other_gpu, other_withdrawal in reversed(self.recent):
+            if later <= key:
+                break
+            if withdrawal:
+                if other_withdrawal or gpu is None or other_gpu == gpu:
+                    return False
+            elif other_withdrawal:
+                if other_gpu is None or other_gpu == gpu or other_party == party:
+                    return False
+            elif other_lot == lot or other_party == party:
+                return False
+        return True
+
+    # -- the week's parties ----------------------------------------------------------------
+
+    def _changed(self, lot: Lot) -> None:
+        group = (lot.gpu, lot.deal)
+        self.versions[group] = self.versions.get(group, 0) + 1
+
+    def _side(self, lot: Lot) -> _LiveSide:
+        group = (lot.gpu, lot.deal, lot.side)
+        side = self.sides.get(group)
+        if side is None:
+            side = self.sides[group] = _LiveSide()
+        return side
+
+    def _own_post(self, side: _LiveSide, listing: Listing, at: int, price: Decimal | None) -> None:
+        """Its party's own post of `listing` at `at` (the latest of the listing): what
+        `_add_standing` makes of it, in the week under way. Between two listings the later
+        post wins, at the same instant the listing made first; a listing's own later post
+        always does (its last post before the week's end)."""
+        party = listing.party
+        entry = side.parties.get(party)
+        if entry is None:
+            _add_standing([side], listing, (self.start, self.end), 0, 0)
+            side.put_in(party)
+            return
+        quantity = _later(at, listing, entry[_Q_AT], entry[_Q_LISTING])  # type: ignore[arg-type]
+        priced = price is not None and _later(at, listing, entry[_P_AT], entry[_P_LISTING])  # type: ignore[arg-type]
+        if not (quantity or priced):
+            return
+        side.take_out(party)
+        if quantity:
+            entry[_Q_AT], entry[_Q], entry[_Q_LISTING] = at, listing.lot.gpus, listing
+        if priced:
+            entry[_P_AT], entry[_P], entry[_P_LISTING] = at, price, listing
+        side.put_in(party)
+
+    def _recount(self, side: _LiveSide, party: Party, key: Hashable, lot: Lot) -> None:
+        """A party's entry in the week made again from its listings of the side."""
+        side.take_out(party)
+        side.parties.pop(party, None)
+        edges = (self.start, self.end)
+        for listing in self.builder.by_party.get(key, ()):
+            other = listing.lot
+            if (other.gpu, other.deal, other.side) == (lot.gpu, lot.deal, lot.side) and (
+                listing.stands_in(self.start, self.end)
+            ):
+                _add_standing([side], listing, edges, 0, 0)
+        side.put_in(party)
+
+    def _roll(self) -> None:
+        """Into the next week: this one's sides become the week before's."""
+        medians = {
+            group[:2]: percentile(side.prices(), _HALF)
+            for group, side in self.sides.items()
+            if group[2] is Side.SELL
+        }
+        self.earlier, self.earlier_medians, self.medians = self.sides, self.medians, medians
+        self._set_week(self.week.shifted(1))
+        self._cache.clear()
+        self._forget()
+        edges = (self.start, self.end)
+        for listing in self.builder.listings:  # in the order they were made
+            if listing.stands_in(self.start, self.end):
+                _add_standing([self._side(listing.lot)], listing, edges, 0, 0)
+        for side in self.sides.values():
+            side.recount()
+
+    def _forget(self) -> None:
+        """Forget listings that ended before this week and can be relayed no more."""
+        start, horizon = self.start, self.cursor[0] - self.builder.window
+        self.builder.forget(lambda listing: listing.ends_at > start or listing.last_at >= horizon)
+
+    # -- reading it --------------------------------------------------------------------------
+
+    def pulses(
+        self,
+        week: Week,
+        *,
+        currency: Currency,
+        thresholds: ReadingThresholds = DEFAULT_THRESHOLDS,
+        gpu: str | None = None,
+    ) -> list[Pulse] | None:
+        """`pulses(book, [week], gpu=gpu)` for this week or the week before; None for any
+        other week."""
+        if week == self.week:
+            sides, medians, start, end = self.sides, self.medians, week.start, week.end
+            current = True
+        elif week == self.week.shifted(-1):
+            sides, medians, start, end = self.earlier, self.earlier_medians, week.start, week.end
+            current = False
+        else:
+            return None
+        out = []
+        for g, d in sorted({(g, d) for g, d, _ in sides if gpu is None or g == gpu}):
+            key = (current, g, d, currency, thresholds)
+            version = self.versions.get((g, d), 0) if current else 0
+            cached = self._cache.get(key)
+            if cached is None or cached[0] != version:
+                pulse = _pulse(
+                    g,
+                    d,
+                    start,
+                    end,
+                    currency,
+                    thresholds,
+                    sides.get((g, d, Side.SELL), _EMPTY),
+                    sides.get((g, d, Side.BUY), _EMPTY),
+                    medians.get((g, d)),
+                )
+                cached = self._cache[key] = (version, replace(pulse, week=week.label))
+            out.append(cached[1])
+        out.sort(key=_busiest)
+        return out
+
+
+def _later(at: int, listing: Listing, then: int, before: Listing | None) -> bool:
+    """Whether a post of `listing` at `at` takes over from one of `before` at `then`."""
+    if at != then:
+        return at > then
+    return before is None or listing is before or listing.seq < before.seq

@@ -8,37 +8,47 @@ run at once without "database is locked". Times are stored as ISO 8601 text in U
 
 from __future__ import annotations
 
+import bisect
 import json
 import sqlite3
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
-from operator import itemgetter
+from functools import lru_cache
+from operator import attrgetter, itemgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, cast, overload
 
 from sqlite_utils import Database
 
 from gpudesk.market.book import PostedOffer
 from gpudesk.market.digest import MadeMatch
 from gpudesk.market.listings import (
+    BROKER_WINDOW,
+    DEFAULT_THRESHOLDS,
     Advert,
     Closing,
     Codes,
     Listings,
+    LiveMarket,
     Lot,
+    Week,
     Withdrawal,
     build_listings,
     gc_paused,
     micros,
+    moment,
+    pulses,
+    settle,
 )
 from gpudesk.market.match import same_price
 from gpudesk.market.message import ChatMessage, Reply
 from gpudesk.market.normalise import Valuation, convert, unit_price
 from gpudesk.market.offer import Currency, Deal, Offer, PricePer, Side
+from gpudesk.market.pulse import Pulse, ReadingThresholds
 from gpudesk.market.watch import Delivery, Watch, WatchBook
 from gpudesk.storage.migrations import MIGRATIONS, code, lot_key
 
@@ -46,6 +56,8 @@ if TYPE_CHECKING:  # the detector pulls in the parser; the ledger needs only the
     from gpudesk.market.withdrawal import Withdrawn
 
 BUSY_TIMEOUT_SECONDS = 30.0
+CHECKPOINT_PAGES = 1000  # SQLite's default: the log is copied into the file past 4 MiB
+BULK_CHECKPOINT_PAGES = 10_000
 
 OPEN, WITHDRAWN, FILLED, EXPIRED = "open", "withdrawn", "filled", "expired"
 STATUSES = (OPEN, WITHDRAWN, FILLED, EXPIRED)
@@ -55,8 +67,12 @@ class LedgerError(Exception):
     """The ledger file cannot be used (not SQLite, unreadable, or from a newer gpudesk)."""
 
 
+@lru_cache(maxsize=256)
 def iso(moment: datetime) -> str:
-    """An aware datetime as UTC text of fixed width, so that text order is time order."""
+    """An aware datetime as UTC text of fixed width, so that text order is time order.
+
+    Cached: the desk writes a message's time into the message, its offers and its
+    advertisements, and a datetime is immutable."""
     if moment.tzinfo is None:
         raise ValueError(f"naive datetime {moment!r}: the ledger stores aware UTC times only")
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
@@ -111,6 +127,7 @@ _OFFER_FROM = (
     "offers o JOIN messages m ON m.id = o.message "
     "LEFT JOIN chats c ON c.platform = o.platform AND c.chat_id = o.chat_id"
 )
+_OFFER_FROM_INDEXED = _OFFER_FROM.replace("offers o ", "offers o INDEXED BY {} ", 1)
 
 # What an offer states, in the contract's order (`Offer.to_contract`), as stored.
 _OFFER_FIELDS = (
@@ -161,7 +178,17 @@ class Ledger:
         # (platform, chat id, title) upserted in the current write transaction: while it holds
         # the write lock nobody else can change them, so each is written once per batch.
         self._seen_chats: set[tuple[str, str, str | None]] = set()
+        # Members written in this transaction, and their latest name and sighting, written at
+        # its end: an import batch hears the same few hundred members tens of thousands of times.
+        self._seen_users: set[tuple[str, str]] = set()
+        self._sightings: dict[tuple[str, str], tuple[str, str]] = {}
         self._last_units: tuple[Offer, tuple[Decimal | None, str, Decimal | None]] | None = None
+        # -- the market as it goes (`week_pulses`): per scope, the state kept in memory, and
+        # past weeks' pulses, each with what the ledger held when it was worked out.
+        self._markets: dict[tuple[object, ...], _Market] = {}
+        self._past: dict[tuple[object, ...], tuple[_Stamp, list[Pulse]]] = {}
+        self._serial = 0  # outer write transactions begun: a market read inside one is dropped
+        # if it rolls back
 
     @classmethod
     def open(cls, path: str | Path, valuation: Valuation | None = None) -> Ledger:
@@ -177,6 +204,9 @@ class Ledger:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
+            # 64 MiB of page cache (the default is 2 MiB): a ledger of a million offers has
+            # indexes of tens of MiB, and every post writes into several of them.
+            conn.execute("PRAGMA cache_size = -65536")
             ledger = cls(conn, valuation)
             ledger.migrate()
         except sqlite3.DatabaseError as error:
@@ -217,63 +247,40 @@ class Ledger:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> _Transaction:
         """One atomic write. Takes the write lock at once (`BEGIN IMMEDIATE`).
 
         A nested call is a SAVEPOINT inside the outer transaction: when it fails, only its own
         writes are rolled back and the outer transaction goes on (an import batch keeps the
         messages before and after the one that could not be read)."""
-        if not self._depth:
-            with self._outer():
-                yield
-            return
-        name = f"sp{self._depth}"
-        self.conn.execute(f"SAVEPOINT {name}")
-        self._depth += 1
-        try:
-            yield
-        except BaseException:
-            self._depth -= 1
-            if self.conn.in_transaction:  # some errors end the whole transaction in SQLite
-                self.conn.execute(f"ROLLBACK TO {name}")
-                self.conn.execute(f"RELEASE {name}")
-            self._forget_written()
-            raise
-        self._depth -= 1
-        self.conn.execute(f"RELEASE {name}")
+        return _Transaction(self, savepoint=True)
 
-    @contextmanager
-    def _writing(self) -> Iterator[None]:
+    def _writing(self) -> _Transaction | _Joined:
         """The ledger's own writes: a transaction of their own when called alone, else a part
         of the caller's (transaction or savepoint, which bounds them if they fail)."""
-        if self._depth:
-            yield
-            return
-        with self._outer():
-            yield
+        return _JOINED if self._depth else _Transaction(self, savepoint=False)
 
-    @contextmanager
-    def _outer(self) -> Iterator[None]:
-        self.conn.execute("BEGIN IMMEDIATE")
-        self._depth = 1
-        try:
-            yield
-        except BaseException:
-            self._depth = 0
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            self._forget_written()
-            raise
-        finally:
-            self._seen_chats.clear()  # only good while we hold the write lock
-        self._depth = 0
-        self.conn.execute("COMMIT")
+    def _before_commit(self) -> None:
+        """Write what was kept back for the end of the transaction: members' latest sightings."""
+        if self._sightings:
+            self.conn.executemany(
+                "UPDATE users SET name = ?, last_seen = ? WHERE platform = ? AND user_id = ?",
+                [(*seen, *user) for user, seen in self._sightings.items()],
+            )
+
+    def _after_transaction(self) -> None:
+        self._seen_chats.clear()  # only good while we hold the write lock
+        self._seen_users.clear()
+        self._sightings.clear()
 
     def _forget_written(self) -> None:
         """After a rollback: what was remembered of rows written may name rows now gone."""
         self._codes.clear()
         self._seen_chats.clear()
+        self._seen_users.clear()
+        for key, market in list(self._markets.items()):
+            if market.serial == self._serial:
+                del self._markets[key]
 
     # -- messages: the inbox --------------------------------------------------------------
 
@@ -377,12 +384,17 @@ class Ledger:
                 (*chat, now),
             )
             self._seen_chats.add(chat)
+        user = (message.platform, message.sender_id)
+        if user in self._seen_users:
+            self._sightings[user] = (message.sender_name, now)
+            return
         self.conn.execute(
             "INSERT INTO users (platform, user_id, name, first_seen, last_seen) VALUES (?,?,?,?,?)"
             " ON CONFLICT (platform, user_id) DO UPDATE SET name = excluded.name,"
             " last_seen = excluded.last_seen",
-            (message.platform, message.sender_id, message.sender_name, now, now),
+            (*user, message.sender_name, now, now),
         )
+        self._seen_users.add(user)
 
     # -- offers ---------------------------------------------------------------------------
 
@@ -592,14 +604,22 @@ class Ledger:
                 priced.append(f"o.unit_price {op} ?")
                 priced_params.append(float(bound) + (slack if op == "<=" else -slack))
         order = "ASC" if lowest_first else "DESC"
+        # Across every group, walk the price index (and the unpriced offers' index, newest
+        # first) and stop at `limit`: SQLite would rather sort every standing offer of the
+        # side (tens of thousands in a busy book). A group of its own is read by expiry.
+        walk = chat is None
+        by_price = _OFFER_FROM_INDEXED.format("idx_offers_gpu_deal_side_status_unit_price")
         rows = self._offers(
-            f"SELECT {_OFFER_COLUMNS} FROM {_OFFER_FROM} WHERE {' AND '.join(priced)}"
+            f"SELECT {_OFFER_COLUMNS} FROM {by_price if walk else _OFFER_FROM}"
+            f" WHERE {' AND '.join(priced)}"
             f" ORDER BY o.unit_price {order}, o.seen_at DESC LIMIT ?",
             [*priced_params, limit],
         )
+        newest = _OFFER_FROM_INDEXED.format("offers_unpriced")
         rows += self._offers(
-            f"SELECT {_OFFER_COLUMNS} FROM {_OFFER_FROM} WHERE {' AND '.join(where)}"
-            " AND o.unit_price IS NULL ORDER BY o.seen_at DESC LIMIT ?",
+            f"SELECT {_OFFER_COLUMNS} FROM {newest if walk else _OFFER_FROM}"
+            f" WHERE {' AND '.join(where)} AND o.unit_price IS NULL"
+            " ORDER BY o.seen_at DESC LIMIT ?",
             [*params, limit],
         )
         return rows
@@ -862,6 +882,16 @@ class Ledger:
             )
             yield message, row[12] or "live"
 
+    @contextmanager
+    def bulk(self) -> Iterator[None]:
+        """A long run of writes (an import): the write-ahead log is copied into the file in
+        fewer, larger steps (each one syncs the file)."""
+        self.conn.execute(f"PRAGMA wal_autocheckpoint = {BULK_CHECKPOINT_PAGES}")
+        try:
+            yield
+        finally:
+            self.conn.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
+
     def checkpoint(self) -> None:
         """Copy what the write-ahead log holds into the main file, so that a reader that
         ignores the log (Datasette's immutable mode) sees the ledger as it is now."""
@@ -1006,26 +1036,30 @@ class Ledger:
         A withdrawal closes listings of its poster (as their party, or as the broker who
         relayed them) and of the post it answers, of the model it names (or the post's). The
         listings of a lot depend only on that lot's advertisements and on withdrawals by their
-        parties, so the poster's lots of late (three offer lifetimes), the answered post's, and
-        the withdrawals of the parties in them are enough: a few dozen rows, however long the
-        history (before, every advertisement of the model, and the whole code book)."""
-        low, high = micros(at - 3 * lifetime), micros(at)
+        parties; so the lots of the poster's standing book offers of that model and of the post
+        answered, their advertisements over the last offer lifetime (and a broker's day), and
+        the withdrawals of the parties in them are enough: a few dozen rows however long the
+        history (before: every advertisement of the model in six weeks, and every code)."""
+        low, high = micros(at - lifetime - BROKER_WINDOW), micros(at)
         conn = self.conn
         lots: set[int] = set()
-        party = self._codes.get(("parties", message.platform, message.poster_id))
-        if party is None:
-            row = conn.execute(
-                "SELECT id FROM parties WHERE platform = ? AND poster_id = ?",
-                (message.platform, message.poster_id),
-            ).fetchone()
-            party = None if row is None else row[0]
-        if party is not None and gpu is not None:
-            lots.update(
+        if gpu is not None:
+            offers = [
                 row[0]
                 for row in conn.execute(
-                    "SELECT DISTINCT a.lot FROM adverts a INDEXED BY adverts_party"
-                    " WHERE a.party = ? AND a.at_us >= ? AND a.at_us <= ?",
-                    (party, low, high),
+                    "SELECT id FROM offers INDEXED BY offers_poster_lot"
+                    " WHERE platform = ? AND poster_id = ? AND gpu = ? AND deal IN (?, ?)"
+                    " AND side IN (?, ?) AND status = ? AND expires_at > ?",
+                    (message.platform, message.poster_id, gpu, *Deal, *Side, OPEN, iso(at)),
+                )
+            ]
+            lots.update(
+                row[0]
+                for row in _rows_in(
+                    conn,
+                    "SELECT DISTINCT lot FROM adverts WHERE offer IN ({})"
+                    f" AND at_us >= {low} AND at_us <= {high}",
+                    offers,
                 )
             )
         if reply_to_id is not None:
@@ -1067,11 +1101,19 @@ class Ledger:
                 {a[3] for a in adverts},
             )
         }
-        withdrawals = [
-            w
-            for party_key in parties.values()
-            for w in self._withdrawals(until=at, since=at - 3 * lifetime, gpu=gpu, by=party_key)
-        ]
+        by_platform: dict[str, list[str]] = {}
+        for platform, poster_id in sorted(parties.values()):
+            by_platform.setdefault(platform, []).append(poster_id)
+        withdrawals = sorted(
+            (
+                w
+                for platform, posters in by_platform.items()
+                for w in self._withdrawals(
+                    until=at, since=moment(low), gpu=gpu, by=(platform, posters)
+                )
+            ),
+            key=attrgetter("at", "id"),
+        )
         codes = Codes(parties=parties, lots=found, prices=self._prices({a[7] for a in adverts}))
         return build_listings(adverts, withdrawals, lifetime=lifetime, codes=codes, in_order=True)
 
@@ -1187,6 +1229,319 @@ class Ledger:
             in_order=True,
         )
 
+    # -- the market as it goes: `/price` and `/market` in milliseconds --------------------------
+    # `listings()` + `pulses()` read the whole history: seconds for a million posts. A
+    # `LiveMarket` per scope is built from it once and then fed the rows added since (found by
+    # their ids; `listing_changes` tells of rows deleted or rewritten); past weeks' pulses are
+    # kept until a row of their time or before comes in.
+
+    def week_pulses(
+        self,
+        week: Week,
+        *,
+        now: datetime,
+        lifetime: timedelta,
+        gpu: str | None = None,
+        chat: tuple[str | None, str] | None = None,
+        thresholds: ReadingThresholds = DEFAULT_THRESHOLDS,
+    ) -> list[Pulse]:
+        """`pulses(self.listings(until=now, ...), [week], gpu=gpu)`: the same figures, from
+        state kept in memory for this week and the week before, and from a cache for weeks
+        past (or read afresh when neither can say)."""
+        currency = self.valuation.currency
+        current = Week.of(now, week.zone)
+        if week in (current, current.shifted(-1)):
+            market = self._live_market(chat, lifetime, week.zone, now)
+            if market is not None:
+                found = market.pulses(week, currency=currency, thresholds=thresholds, gpu=gpu)
+                if found is not None:
+                    return found
+        elif week.end <= now:  # a week past: final until a row of its time comes in
+            key = (chat, lifetime, str(week.zone), week.label, gpu, thresholds, currency)
+            cached = self._past.get(key)
+            with self._reading():
+                stamp = self._stamp()
+                if cached is not None and not self._touched_since(cached[0], micros(week.end)):
+                    self._past[key] = (stamp, cached[1])  # still good as of now
+                    return cached[1]
+                found = self._read_pulses(week, now, lifetime, gpu, chat, thresholds)
+            if len(self._past) >= PAST_WEEKS_KEPT:
+                self._past.pop(next(iter(self._past)))
+            self._past[key] = (stamp, found)
+            return found
+        return self._read_pulses(week, now, lifetime, gpu, chat, thresholds)
+
+    def warm_market(
+        self,
+        *,
+        now: datetime,
+        lifetime: timedelta,
+        zone: tzinfo,
+        chat: tuple[str | None, str] | None = None,
+    ) -> None:
+        """Build the market state `week_pulses` keeps (seconds for a million posts), so that
+        the first `/price` need not."""
+        self._live_market(chat, lifetime, zone, now)
+
+    def _read_pulses(
+        self,
+        week: Week,
+        now: datetime,
+        lifetime: timedelta,
+        gpu: str | None,
+        chat: tuple[str | None, str] | None,
+        thresholds: ReadingThresholds,
+    ) -> list[Pulse]:
+        book = self.listings(until=now, lifetime=lifetime, gpu=gpu, chat=chat)
+        return pulses(
+            book, [week], currency=self.valuation.currency, thresholds=thresholds, gpu=gpu
+        )
+
+    def _live_market(
+        self,
+        chat: tuple[str | None, str] | None,
+        lifetime: timedelta,
+        zone: tzinfo,
+        now: datetime,
+    ) -> LiveMarket | None:
+        """The scope's market, brought up to `now`; None when `now` is before a moment it
+        was asked about (the caller reads the history afresh).
+
+        Rows added in order are fed to it. When that cannot be (a row deleted or rewritten, or
+        one arriving behind others it met), it goes back to a copy kept from before the
+        earliest row concerned (`SPARE_EVERY`) and reads on from there; only when no copy is
+        old enough is the whole history read again."""
+        key = (chat, lifetime, str(zone))
+        found = self._markets.get(key)
+        with self._reading():
+            made = found is None
+            if found is not None:
+                if micros(now) < found.market.now:
+                    return None
+                earliest = self._catch_up(found, chat, now)
+                if earliest is not None:
+                    made = True
+                    if not self._restore(found, chat, now, earliest):
+                        found = None
+            if found is None:
+                found = self._build_market(chat, lifetime, zone, now)
+            made |= self._keep_spare(found)
+        if made:
+            settle(found.market)
+        found.serial = self._serial if self._depth else -1
+        self._markets.pop(key, None)
+        while len(self._markets) >= MARKETS_KEPT:
+            self._markets.pop(next(iter(self._markets)))
+        self._markets[key] = found
+        return found.market
+
+    def _build_market(
+        self,
+        chat: tuple[str | None, str] | None,
+        lifetime: timedelta,
+        zone: tzinfo,
+        now: datetime,
+    ) -> _Market:
+        """The market read from the whole history, and copies of it as it was a day before
+        `now` and as it is (to go back to)."""
+        stamp = self._stamp()
+        until = micros(now)
+        adverts, withdrawals, codes = self.listing_facts(
+            until=_END_OF_TIME, chat=chat, keep_posts=False
+        )
+        split = min(until, micros(now - SPARE_EVERY))
+        first = bisect.bisect_right(adverts, split, key=itemgetter(2))
+        market = LiveMarket.build(
+            adverts[:first],  # in (at, message, id) order, all at or before `split`
+            [w for w in withdrawals if w.at <= split],
+            codes=codes,
+            lifetime=lifetime,
+            zone=zone,
+            now=moment(split),
+        )
+        spare = market.copy()
+        rest = adverts[first:]
+        ok = market.feed(
+            [a for a in rest if a[2] <= until],
+            [w for w in withdrawals if split < w.at <= until],
+            now,
+        )
+        assert ok, "the rows after the copy come in order"
+        return _Market(
+            market=market,
+            stamp=stamp,
+            codes=_code_marks(self.conn),
+            later_adverts=[a for a in rest if a[2] > until],
+            later_withdrawals=[w for w in withdrawals if w.at > until],
+            serial=-1,
+            spares=[spare, market.copy()],  # the next is due a day from now
+        )
+
+    def _catch_up(
+        self, found: _Market, chat: tuple[str | None, str] | None, now: datetime
+    ) -> int | None:
+        """Feed the market what was added since it last read; None when it took it all in,
+        else the time (µs) of the earliest row it could not, or that was deleted or rewritten
+        (the market is then spoiled: the caller goes back to a copy)."""
+        stamp, new_stamp = found.stamp, self._stamp()
+        changed = self.conn.execute(
+            "SELECT max(id), min(at_us) FROM listing_changes WHERE id > ?", (stamp.change,)
+        ).fetchone()
+        # Up to the ledger's last ids, whatever the scope: a quiet group's market does not
+        # look again through every other group's rows since its own last one.
+        adverts = self._adverts_where(
+            chat, "a.id > ? AND a.id <= ?", [stamp.advert, new_stamp.advert]
+        )
+        withdrawals = [
+            w for w in self._withdrawals_after(stamp.withdrawal) if w.id <= new_stamp.withdrawal
+        ]
+        if changed[0] is not None:  # a row deleted or rewritten (an edit read again)
+            return min([changed[1], *(a[2] for a in adverts), *(w.at for w in withdrawals)])
+        if adverts:
+            self._learn_codes(found)
+        until = micros(now)
+        adverts = found.later_adverts + adverts
+        withdrawals = found.later_withdrawals + withdrawals
+        found.later_adverts = [a for a in adverts if a[2] > until]
+        found.later_withdrawals = [w for w in withdrawals if w.at > until]
+        found.stamp = new_stamp
+        ready_adverts = [a for a in adverts if a[2] <= until]
+        ready_withdrawals = [w for w in withdrawals if w.at <= until]
+        if found.market.feed(ready_adverts, ready_withdrawals, now):
+            return None
+        return min([*(a[2] for a in ready_adverts), *(w.at for w in ready_withdrawals)])
+
+    def _restore(
+        self,
+        found: _Market,
+        chat: tuple[str | None, str] | None,
+        now: datetime,
+        earliest: int,
+    ) -> bool:
+        """Go back to the latest copy made before `earliest` (µs) and read on from there to
+        `now`; False when there is none."""
+        usable = [
+            spare
+            for spare in found.spares
+            if spare.cursor[0] < earliest and spare.now <= micros(now)
+        ]
+        if not usable:
+            return False
+        spare = max(usable, key=lambda market: market.cursor)
+        market = spare.copy()  # the copy stays as it was, for the next time
+        since = spare.cursor[0]
+        stamp = self._stamp()
+        adverts = [
+            a
+            for a in self._adverts_where(chat, "a.at_us >= ?", [since])
+            if (a[2], a[1], 0, a[0]) > spare.cursor
+        ]
+        withdrawals = [
+            w
+            for w in self._withdrawals(until=_END_OF_TIME, since=moment(since), gpu=None)
+            if (w.at, w.message or 0, 1, w.id) > spare.cursor
+        ]
+        self._learn_codes(found)
+        until = micros(now)
+        if not market.feed(
+            [a for a in adverts if a[2] <= until], [w for w in withdrawals if w.at <= until], now
+        ):
+            return False
+        found.market, found.stamp = market, stamp
+        found.later_adverts = [a for a in adverts if a[2] > until]
+        found.later_withdrawals = [w for w in withdrawals if w.at > until]
+        found.spares = [other for other in found.spares if other.cursor < spare.cursor]
+        found.spares.append(spare)
+        return True
+
+    def _keep_spare(self, found: _Market) -> bool:
+        """A copy of the market a day of posts apart from the last one kept (two at most);
+        whether one was made."""
+        latest = found.spares[-1] if found.spares else None
+        if latest is None or found.market.cursor[0] - latest.cursor[0] >= SPARE_EVERY // _US:
+            found.spares = [*found.spares[-(SPARES_KEPT - 1) :], found.market.copy()]
+            return True
+        return False
+
+    def _adverts_where(
+        self, chat: tuple[str | None, str] | None, condition: str, params: list[Any]
+    ) -> list[Advert]:
+        """Advertisements as `listing_facts` gives them (lean), in id order."""
+        where = [condition]
+        if chat is not None:
+            where.append("a.chat_id = ?")
+            params = [*params, chat[1]]
+            if chat[0] is not None:
+                where.append("a.platform = ?")
+                params.append(chat[0])
+        return self.conn.execute(
+            "SELECT a.id, a.message, a.at_us, a.party, NULL, a.lot, a.variant, a.quote, a.offer"
+            f" FROM adverts a WHERE {' AND '.join(where)} ORDER BY a.id",
+            params,
+        ).fetchall()
+
+    def _learn_codes(self, found: _Market) -> None:
+        """Add the parties, lots and quotes coded since the market was built to its codes."""
+        codes = found.market.builder.codes
+        parties, lots, quotes = found.codes
+        parties_map = cast(dict[int, tuple[str, str]], codes.parties)
+        for code_id, platform, poster_id in self.conn.execute(
+            "SELECT id, platform, poster_id FROM parties WHERE id > ?", (parties,)
+        ):
+            parties_map[code_id] = (platform, poster_id)
+            parties = max(parties, code_id)
+        lots_map = cast(dict[int, Lot], codes.lots)
+        for row in self.conn.execute(
+            "SELECT id, side, deal, gpu, gpus, location FROM lots WHERE id > ?", (lots,)
+        ):
+            lots_map[row[0]] = Lot(Side(row[1]), Deal(row[2]), row[3], row[4], row[5])
+            lots = max(lots, row[0])
+        prices = cast(dict[int, Decimal | None], codes.prices)
+        fresh = [
+            row[0] for row in self.conn.execute("SELECT id FROM quotes WHERE id > ?", (quotes,))
+        ]
+        prices.update(self._prices(set(fresh)))
+        found.codes = (parties, lots, max([quotes, *fresh]))
+
+    def _withdrawals_after(self, last_id: int) -> list[Withdrawal]:
+        """Withdrawals with ids after `last_id`, whenever they were said."""
+        return self._withdrawals(until=_END_OF_TIME, since=None, gpu=None, after=last_id)
+
+    def _stamp(self) -> _Stamp:
+        """How far the ledger's listing rows go: their last ids (rows after a stamp are news
+        to whoever read up to it)."""
+        row = self.conn.execute(
+            "SELECT (SELECT coalesce(max(id), 0) FROM adverts),"
+            " (SELECT coalesce(max(id), 0) FROM withdrawals),"
+            " (SELECT coalesce(max(id), 0) FROM listing_changes)"
+        ).fetchone()
+        return _Stamp(advert=row[0], withdrawal=row[1], change=row[2])
+
+    def _touched_since(self, stamp: _Stamp, before: int) -> bool:
+        """Whether a listing row of a time before `before` (µs) was added, deleted or
+        rewritten since `stamp`."""
+        for sql, last in (
+            ("SELECT 1 FROM adverts WHERE id > ? AND at_us < ? LIMIT 1", stamp.advert),
+            ("SELECT 1 FROM withdrawals WHERE id > ? AND at_us < ? LIMIT 1", stamp.withdrawal),
+            ("SELECT 1 FROM listing_changes WHERE id > ? AND at_us < ? LIMIT 1", stamp.change),
+        ):
+            if self.conn.execute(sql, (last, before)).fetchone() is not None:
+                return True
+        return False
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Reads that must agree with each other: one snapshot of the file (a transaction of
+        their own, unless one is under way)."""
+        if self._depth or self.conn.in_transaction:
+            yield
+            return
+        self.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.conn.execute("COMMIT")
+
     def listing_posts(
         self, *, adverts: Sequence[int] = (), withdrawals: Sequence[int] = ()
     ) -> dict[tuple[str, int], ListingPost]:
@@ -1264,12 +1619,17 @@ class Ledger:
         until: datetime,
         since: datetime | None,
         gpu: str | None,
-        by: tuple[str, str] | None = None,
+        by: tuple[str, Sequence[str]] | None = None,
+        after: int | None = None,
     ) -> list[Withdrawal]:
         where, params = ["w.at_us <= ?"], [micros(until)]
-        if by is not None:  # one party's (platform, poster id)
-            where.append("w.platform = ? AND w.poster_id = ?")
-            params.extend(by)
+        if after is not None:  # ids after this one only
+            where.append("w.id > ?")
+            params.append(after)
+        if by is not None:  # these posters' (of one platform) only
+            platform, posters = by
+            where.append(f"w.platform = ? AND w.poster_id IN ({', '.join('?' for _ in posters)})")
+            params.extend((platform, *posters))
         if since is not None:
             where.append("w.at_us >= ?")
             params.append(micros(since))
@@ -1728,6 +2088,117 @@ class Ledger:
             hits=int(row[24]) if len(row) > 24 else 0,
             last_hit=row[25] if len(row) > 25 else None,
         )
+
+
+class _Transaction:
+    """`Ledger.transaction()`: BEGIN IMMEDIATE ... COMMIT, or a SAVEPOINT when nested (a plain
+    class: the desk opens several per message, and a generator-based one costs more)."""
+
+    __slots__ = ("ledger", "name", "savepoint")
+
+    def __init__(self, ledger: Ledger, *, savepoint: bool):
+        self.ledger = ledger
+        self.savepoint = savepoint
+        self.name: str | None = None
+
+    def __enter__(self) -> None:
+        ledger = self.ledger
+        if ledger._depth:
+            if self.savepoint:
+                self.name = f"sp{ledger._depth}"
+                ledger.conn.execute(f"SAVEPOINT {self.name}")
+            ledger._depth += 1
+            return
+        ledger.conn.execute("BEGIN IMMEDIATE")
+        ledger._depth = 1
+        ledger._serial += 1
+
+    def __exit__(self, kind: object, error: object, trace: object) -> None:
+        ledger = self.ledger
+        conn = ledger.conn
+        ledger._depth -= 1
+        if ledger._depth:  # nested: release (or roll back) the savepoint, if any
+            if self.name is not None and conn.in_transaction:
+                if kind is not None:
+                    conn.execute(f"ROLLBACK TO {self.name}")
+                conn.execute(f"RELEASE {self.name}")
+            if kind is not None:
+                ledger._forget_written()
+            return
+        try:
+            if kind is None:
+                try:
+                    ledger._before_commit()
+                    conn.execute("COMMIT")
+                    return
+                except BaseException:
+                    _roll_back(ledger)
+                    raise
+            _roll_back(ledger)
+        finally:
+            ledger._after_transaction()
+
+
+def _roll_back(ledger: Ledger) -> None:
+    if ledger.conn.in_transaction:  # some errors end the whole transaction in SQLite
+        ledger.conn.execute("ROLLBACK")
+    ledger._forget_written()
+
+
+class _Joined:
+    """A write that joins the transaction under way: nothing to begin or end."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+_JOINED = _Joined()
+
+
+PAST_WEEKS_KEPT = 256  # past weeks' pulses kept in memory (per scope, model and week)
+MARKETS_KEPT = 8  # scopes whose market is kept in memory (the whole market, and groups)
+# A copy of a market is kept a day of posts back, and the one before it: an edit or a late
+# post sends it back to the latest copy before it (a day or two to read again), not to the
+# start of history.
+SPARE_EVERY = timedelta(days=1)
+SPARES_KEPT = 2
+_US = timedelta(microseconds=1)
+_END_OF_TIME = datetime(9999, 1, 1, tzinfo=UTC)  # later than any post
+
+
+@dataclass(frozen=True, slots=True)
+class _Stamp:
+    """How far the listing rows went when something was read from them."""
+
+    advert: int  # the last advertisement's id
+    withdrawal: int  # the last withdrawal's id
+    change: int  # the last `listing_changes` id
+
+
+@dataclass(slots=True)
+class _Market:
+    """A scope's `LiveMarket` and what of the ledger it has read."""
+
+    market: LiveMarket
+    stamp: _Stamp
+    codes: tuple[int, int, int]  # the last party, lot and quote codes it knows
+    later_adverts: list[Advert]  # read, but after the latest moment asked about
+    later_withdrawals: list[Withdrawal]
+    serial: int  # the write transaction it was last read in (-1: none)
+    spares: list[LiveMarket]  # copies of it as it was before, oldest first (`SPARE_EVERY`)
+
+
+def _code_marks(conn: sqlite3.Connection) -> tuple[int, int, int]:
+    row = conn.execute(
+        "SELECT (SELECT coalesce(max(id), 0) FROM parties),"
+        " (SELECT coalesce(max(id), 0) FROM lots), (SELECT coalesce(max(id), 0) FROM quotes)"
+    ).fetchone()
+    return int(row[0]), int(row[1]), int(row[2])
 
 
 def _filters(

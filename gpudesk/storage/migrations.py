@@ -519,3 +519,35 @@ def m_hot_paths(db: Database) -> None:
     db.execute("CREATE INDEX adverts_party ON adverts (party, at_us)")
     db.execute("CREATE INDEX adverts_lot ON adverts (lot, at_us)")
     db.execute("CREATE INDEX withdrawals_party ON withdrawals (platform, poster_id, at_us)")
+
+
+@MIGRATIONS(name="m_desk_at_scale")
+def m_desk_at_scale(db: Database) -> None:
+    """What keeps the desk fast on a ledger of millions of posts.
+
+    The inbox index holds only what is unread: a message is stored read within the transaction
+    that reads it (`Desk.handle`), so most rows never enter it. `adverts_party` goes: a
+    withdrawal finds its poster's lots from the poster's book offers; and the offers' index by
+    poster and status goes, `offers_poster_lot` leads with the poster too: an index fewer on
+    every advertisement and every offer keeps an import's commits smaller.
+
+    `listing_changes` notes every advertisement or withdrawal deleted or rewritten (an edited
+    post read again, a book offer dropped), with the earliest time it touched, so that the
+    market state held in memory (`Ledger.week_pulses`) knows to read history again from there;
+    new rows it finds by their ids.
+    """
+    db.execute("DROP INDEX IF EXISTS idx_messages_handled")
+    db.execute("CREATE INDEX IF NOT EXISTS messages_unread ON messages (id) WHERE handled = 0")
+    db.execute("DROP INDEX IF EXISTS adverts_party")
+    db.execute("DROP INDEX IF EXISTS idx_offers_platform_poster_id_status")
+    db.execute("CREATE TABLE listing_changes (id INTEGER PRIMARY KEY, at_us INTEGER NOT NULL)")
+    for table in ("adverts", "withdrawals"):
+        db.execute(
+            f"CREATE TRIGGER {table}_forgotten AFTER DELETE ON {table} BEGIN"
+            " INSERT INTO listing_changes (at_us) VALUES (coalesce(OLD.at_us, 0)); END"
+        )
+        db.execute(
+            f"CREATE TRIGGER {table}_rewritten AFTER UPDATE ON {table} BEGIN"
+            " INSERT INTO listing_changes (at_us)"
+            " VALUES (coalesce(min(OLD.at_us, NEW.at_us), 0)); END"
+        )
