@@ -477,28 +477,15 @@ def _pulse_text(ctx: Context, pulse: Pulse) -> str:
             reading=_reading(ctx, pulse),
         ),
     ]
-    if pulse.median_ask is not None:
-        lines.append(
-            say(
-                lang,
-                "price.asks",
-                median=unit(pulse.median_ask),
-                p25=unit(pulse.p25_ask),
-                p75=unit(pulse.p75_ask),
-                best=unit(pulse.best_ask),
+    sides = (
+        ("price.asks", pulse.median_ask, pulse.p25_ask, pulse.p75_ask, pulse.best_ask),
+        ("price.bids", pulse.median_bid, pulse.p25_bid, pulse.p75_bid, pulse.best_bid),
+    )
+    for key, median, p25, p75, best in sides:
+        if median is not None:
+            lines.append(
+                say(lang, key, median=unit(median), p25=unit(p25), p75=unit(p75), best=unit(best))
             )
-        )
-    if pulse.median_bid is not None:
-        lines.append(
-            say(
-                lang,
-                "price.bids",
-                median=unit(pulse.median_bid),
-                p25=unit(pulse.p25_bid),
-                p75=unit(pulse.p75_bid),
-                best=unit(pulse.best_bid),
-            )
-        )
     if pulse.spread is not None:
         lines.append(say(lang, "price.spread", spread=unit(pulse.spread)))
     if pulse.wow_ask is not None:
