@@ -76,31 +76,25 @@ def measure(path: Path, args: argparse.Namespace) -> int:
     desk = Desk(ledger, DeskSettings(language="en"), clock=lambda: now)
     rng = random.Random(1)
 
-    def post(i: int) -> object:
-        text = NEW_OFFERS[i % len(NEW_OFFERS)]
+    def said(text: str, sender_id: str, message_id: str) -> object:
         message = ChatMessage(
             platform="console",
             chat_id="bench",
-            sender_id=f"bench-{rng.random()}",
-            sender_name="bench",
+            sender_id=sender_id,
+            sender_name=sender_id.partition("-")[0],
             text=text,
             sent_at=now,
-            message_id=f"bench-{time.time_ns()}-{i}",
+            message_id=message_id,
         )
         return desk.handle(message)
 
+    def post(i: int) -> object:
+        text = NEW_OFFERS[i % len(NEW_OFFERS)]
+        return said(text, f"bench-{rng.random()}", f"bench-{time.time_ns()}-{i}")
+
     def command(text: str) -> Callable[[int], object]:
         def run(i: int) -> object:
-            message = ChatMessage(
-                platform="console",
-                chat_id="bench",
-                sender_id=f"asker-{i}",
-                sender_name="asker",
-                text=text,
-                sent_at=now,
-                message_id=f"cmd-{time.time_ns()}-{i}",
-            )
-            return desk.handle(message)
+            return said(text, f"asker-{i}", f"cmd-{time.time_ns()}-{i}")
 
         return run
 

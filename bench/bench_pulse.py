@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.market_gen import MODELS, PLACES  # noqa: E402
 from gpudesk.market.listings import Week, build_listings, micros, pulses  # noqa: E402
 from gpudesk.market.normalise import Valuation  # noqa: E402
 from gpudesk.storage.ledger import Ledger, from_iso, iso  # noqa: E402
@@ -41,21 +42,6 @@ LIFETIME = timedelta(days=14)
 TARGET_SECONDS = 5.0
 USD_CNY = Decimal("7.2")
 
-# model: (weight, rent CNY per GPU-hour, sale CNY per GPU), the shapes of real groups
-MODELS = {
-    "H100": (30, 12.0, 210_000),
-    "H800": (8, 9.0, 180_000),
-    "H200": (8, 16.0, 260_000),
-    "H20": (10, 3.5, 95_000),
-    "A100": (10, 6.0, 80_000),
-    "A800": (5, 5.5, 75_000),
-    "RTX 4090": (20, 1.8, 18_000),
-    "L40S": (4, 4.0, 52_000),
-    "B200": (3, 25.0, 380_000),
-    "Ascend 910B": (6, 4.5, 110_000),
-}
-PLACES = ["Beijing", "Shanghai", "Shenzhen", "Hangzhou", "Ulanqab", "Qingyang", "Wuhu"]
-PLACES += ["Chengdu", "Guiyang", "Hong Kong", "Singapore", "Dallas", None]
 GROUPS = [f"-100{n:010d}" for n in range(24)]
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -21,47 +21,14 @@ from gpudesk.market.match import (
     looks_alike,
 )
 from gpudesk.market.offer import Deal, Offer, Side
+from tests import factories
 
 T0 = datetime(2025, 3, 3, 12, 0, tzinfo=UTC)
-_ids = itertools.count(1)
 
 
-def posted(
-    side: str = "sell",
-    *,
-    who: str = "alice",
-    platform: str = "telegram",
-    gpu: str = "H100",
-    deal: str = "rent",
-    variant: str | None = None,
-    memory: int | None = None,
-    price: str | None = None,
-    gpus: int | None = 8,
-    location: str | None = None,
-    hours: float = 0,
-) -> PostedOffer:
-    """A posted offer; `price` is its unit price, `hours` its time after T0."""
-    offer = Offer(
-        side=Side(side),
-        deal=Deal(deal),
-        gpu=gpu,
-        variant=variant,
-        memory_gb=memory,
-        location=location,
-    )
-    return PostedOffer(
-        id=next(_ids),
-        offer=offer,
-        poster_id=who,
-        poster_name=who,
-        platform=platform,
-        chat_id="chat",
-        chat_title=None,
-        posted_at=T0 + timedelta(hours=hours),
-        unit_price=None if price is None else Decimal(price),
-        gpus=gpus,
-        message_id=str(next(_ids)),
-    )
+def posted(side: str = "sell", *, hours: float = 0, **fields: Any) -> PostedOffer:
+    """A posted offer (see `tests.factories.posted`), `hours` after T0."""
+    return factories.posted(side, at=T0 + timedelta(hours=hours), **fields)
 
 
 def names(matches: list[Match]) -> list[str]:
@@ -361,7 +328,7 @@ def broker(
     """The owner's lot as relayed by someone else, with what they changed."""
     return replace(
         LOT,
-        id=next(_ids),
+        id=factories.next_id(),
         poster_id=who,
         posted_at=T0 + timedelta(hours=hours),
         unit_price=Decimal(price),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import itertools
 import statistics
 import sys
 from datetime import UTC, datetime, timedelta
@@ -11,6 +10,7 @@ from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -32,37 +32,14 @@ from gpudesk.market.pulse import (
     percentile,
     read_market,
 )
+from tests import factories
 
 NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
-_ids = itertools.count(1)
 
 
-def posted(
-    side: str = "sell",
-    *,
-    who: str = "alice",
-    gpu: str = "H100",
-    deal: str = "rent",
-    price: str | None = None,
-    gpus: int | None = 8,
-    location: str | None = None,
-    days_ago: float = 1,
-) -> PostedOffer:
-    """A posted offer; `price` is its unit price, `days_ago` how long before NOW it was posted."""
-    offer = Offer(side=Side(side), deal=Deal(deal), gpu=gpu, location=location)
-    return PostedOffer(
-        id=next(_ids),
-        offer=offer,
-        poster_id=who,
-        poster_name=who,
-        platform="telegram",
-        chat_id="chat",
-        chat_title=None,
-        posted_at=NOW - timedelta(days=days_ago),
-        unit_price=None if price is None else Decimal(price),
-        gpus=gpus,
-        message_id=str(next(_ids)),
-    )
+def posted(side: str = "sell", *, days_ago: float = 1, **fields: Any) -> PostedOffer:
+    """A posted offer (see `tests.factories.posted`), `days_ago` days before NOW."""
+    return factories.posted(side, at=NOW - timedelta(days=days_ago), **fields)
 
 
 def pulse(offers: list[PostedOffer]) -> Pulse:

@@ -477,15 +477,9 @@ def _pulse_text(ctx: Context, pulse: Pulse) -> str:
             reading=_reading(ctx, pulse),
         ),
     ]
-    sides = (
-        ("price.asks", pulse.median_ask, pulse.p25_ask, pulse.p75_ask, pulse.best_ask),
-        ("price.bids", pulse.median_bid, pulse.p25_bid, pulse.p75_bid, pulse.best_bid),
-    )
-    for key, median, p25, p75, best in sides:
-        if median is not None:
-            lines.append(
-                say(lang, key, median=unit(median), p25=unit(p25), p75=unit(p75), best=unit(best))
-            )
+    for key, side in (("price.asks", Side.SELL), ("price.bids", Side.BUY)):
+        if (quotes := pulse.quotes(side)) is not None:
+            lines.append(say(lang, key, **{name: unit(v) for name, v in quotes._asdict().items()}))
     if pulse.spread is not None:
         lines.append(say(lang, "price.spread", spread=unit(pulse.spread)))
     if pulse.wow_ask is not None:

@@ -156,34 +156,16 @@ class _Writer:
                 reading=say(lang, reading),
             ),
         ]
-        if pulse.median_ask is not None:
-            wow = ""
-            if pulse.wow_ask is not None:
-                wow = say(lang, "explain.wow", change=fmt.percent(pulse.wow_ask, lang))
-            lines.append(
-                say(
-                    lang,
-                    "explain.asks",
-                    n=priced[Side.SELL],
-                    median=self.money(pulse.median_ask),
-                    p25=self.money(pulse.p25_ask),
-                    p75=self.money(pulse.p75_ask),
-                    best=self.money(pulse.best_ask),
-                    wow=wow,
+        for key, side in (("explain.asks", Side.SELL), ("explain.bids", Side.BUY)):
+            if (quotes := pulse.quotes(side)) is None:
+                continue
+            shown = {name: self.money(amount) for name, amount in quotes._asdict().items()}
+            if side is Side.SELL:
+                wow = pulse.wow_ask
+                shown["wow"] = (
+                    "" if wow is None else say(lang, "explain.wow", change=fmt.percent(wow, lang))
                 )
-            )
-        if pulse.median_bid is not None:
-            lines.append(
-                say(
-                    lang,
-                    "explain.bids",
-                    n=priced[Side.BUY],
-                    median=self.money(pulse.median_bid),
-                    p25=self.money(pulse.p25_bid),
-                    p75=self.money(pulse.p75_bid),
-                    best=self.money(pulse.best_bid),
-                )
-            )
+            lines.append(say(lang, key, n=priced[side], **shown))
         lines.append(
             say(
                 lang,

@@ -21,10 +21,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
+from typing import NamedTuple
 
 from gpudesk.market.book import PostedOffer
 from gpudesk.market.normalise import Unit, unit_for
-from gpudesk.market.offer import Currency, Deal
+from gpudesk.market.offer import Currency, Deal, Side
 
 WEEK = timedelta(days=7)
 
@@ -71,6 +72,15 @@ def read_market(
     return Reading.BALANCED
 
 
+class Quotes(NamedTuple):
+    """One side's prices in a pulse: the median, the quartiles and the best."""
+
+    median: Decimal
+    p25: Decimal | None
+    p75: Decimal | None
+    best: Decimal | None
+
+
 @dataclass(frozen=True, slots=True)
 class Pulse:
     """One (gpu, deal) over a window; prices per `unit` in `currency`.
@@ -107,6 +117,16 @@ class Pulse:
     sell_posters: int = 0  # distinct posters of those posts, brokers included
     buy_posters: int = 0
     week: str | None = None  # the ISO week label, when the window is one
+
+    def quotes(self, side: Side) -> Quotes | None:
+        """The asks (`Side.SELL`) or bids (`Side.BUY`); None when that side has no price."""
+        if side is Side.SELL:
+            if self.median_ask is None:
+                return None
+            return Quotes(self.median_ask, self.p25_ask, self.p75_ask, self.best_ask)
+        if self.median_bid is None:
+            return None
+        return Quotes(self.median_bid, self.p25_bid, self.p75_bid, self.best_bid)
 
     @property
     def sell_messages(self) -> int:
