@@ -9,10 +9,14 @@ CONFIG ?= $(if $(wildcard config.toml),config.toml,config.example.toml)
 
 install: $(STAMP)  ## .venv with gpudesk and its dev tools (a no-op when up to date)
 
-$(STAMP): pyproject.toml
+# setup.py compiles the offer parser (and the modules it reads types from) with mypyc: installing
+# again after they change rebuilds it. Without a C compiler the parser is installed as plain Python.
+$(STAMP): pyproject.toml setup.py $(addprefix gpudesk/market/,parse.py catalog.py places.py offer.py)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]' || { \
+	  echo "warning: could not compile the parser; installing it as plain Python (slower)"; \
+	  GPUDESK_PURE_PYTHON=1 $(BIN)/python -m pip install --quiet -e '.[dev]'; }
 	@# Digest charts need a CJK font for Chinese labels, and no PyPI package ships one.
 	@fc-list :lang=zh 2>/dev/null | grep -q . || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -40,4 +44,5 @@ soak: install  ## the long crash run: 10,000 updates, 24 SIGKILLs (slow; not in 
 	$(BIN)/python bench/soak_crash.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis build *.egg-info
+	rm -f gpudesk/market/*.so

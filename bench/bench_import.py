@@ -1,16 +1,19 @@
 """Benchmark `gpudesk import` on one core: a generated Telegram (or WeChat CSV) export.
 
 Run as `.venv/bin/python bench/bench_import.py [--messages N] [--format telegram|wechat-csv]
-[--profile]`. It writes an export with a realistic mix (about a third offers: Chinese and
-English, rent and sale, price lists, reposts of standing offers; the rest chatter, questions,
-news, service messages, photos, edits and forwards) over a year in four groups, then times:
+[--profile] [--dir DIR [--reuse]]`. It writes an export with a realistic mix (about a third
+offers: Chinese and English, rent and sale, price lists, reposts of standing offers; the rest
+chatter, questions, news, withdrawals, service messages, photos, edits and forwards) over a year
+in four groups, then times:
 
 - reading: the export's records alone, without the desk;
 - parsing: `parse_offers` over every text alone;
-- import: `backfill` through a real `Desk` on a fresh ledger file, the whole path.
+- import: `backfill` through a real `Desk` on a fresh ledger file, the whole path, in a process
+  of its own, so that its peak memory (resident set) is the import's alone;
 
-and prints messages per second and the time 1,000,000 messages would take. The target is under
-2 minutes for 1,000,000. `--profile` adds the import's top functions by own time (cProfile).
+and prints messages per second, the time 1,000,000 messages would take and the import's peak
+memory. The target is under 2 minutes for 1,000,000. `--profile` adds the import's top
+functions by own time (cProfile). `--reuse` keeps an export already written in `--dir`.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import io
 import json
 import pstats
 import random
+import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -239,25 +244,27 @@ def main() -> int:
     parser.add_argument("--format", choices=("telegram", "wechat-csv"), default="telegram")
     parser.add_argument("--profile", action="store_true", help="cProfile the import")
     parser.add_argument("--dir", type=Path, help="keep the export and ledger here")
+    parser.add_argument("--reuse", action="store_true", help="keep an export already in --dir")
     parser.add_argument(
         "--no-import", action="store_true", help="time reading and parsing only (no desk)"
     )
+    parser.add_argument("--import-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     work = args.dir or Path(tempfile.mkdtemp(prefix="bench-import-"))
     work.mkdir(parents=True, exist_ok=True)
     export_path = work / ("result.json" if args.format == "telegram" else "GPU交易群_utf8.csv")
-    ledger_path = work / "bench.db"
-    ledger_path.unlink(missing_ok=True)
+    if args.import_only:
+        return import_stage(export_path, work / "bench.db", profile=args.profile)
 
-    started = time.perf_counter()
-    history = History(args.messages)
-    (write_telegram if args.format == "telegram" else write_wechat_csv)(history, export_path)
+    if not (args.reuse and export_path.exists()):
+        started = time.perf_counter()
+        history = History(args.messages)
+        (write_telegram if args.format == "telegram" else write_wechat_csv)(history, export_path)
+        del history
+        print(f"export written in {time.perf_counter() - started:.1f} s")
     size = export_path.stat().st_size
-    print(
-        f"export: {args.messages:,} messages, {size / 1e6:.0f} MB, written in"
-        f" {time.perf_counter() - started:.1f} s ({export_path})"
-    )
+    print(f"export: {args.messages:,} messages, {size / 1e6:.0f} MB ({export_path})")
 
     export = open_export(export_path, zone=ZONE)
     started = time.perf_counter()
@@ -272,10 +279,25 @@ def main() -> int:
     )
     if args.no_import:
         return 0
+    del texts
 
+    command = [sys.executable, __file__, "--import-only", "--dir", str(work)]
+    command += ["--format", args.format] + (["--profile"] if args.profile else [])
+    done = subprocess.run(command, check=False)
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
+    print(f"import peak memory (resident): {peak / 1024:,.0f} MiB")
+    return done.returncode
+
+
+def import_stage(export_path: Path, ledger_path: Path, *, profile: bool) -> int:
+    """`backfill` of the export into a fresh ledger: the whole path, timed."""
+    for suffix in ("", "-wal", "-shm"):
+        stale = ledger_path.with_name(ledger_path.name + suffix)
+        stale.unlink(missing_ok=True)
+    export = open_export(export_path, zone=ZONE)
     ledger = Ledger.open(ledger_path)
     desk = Desk(ledger, DeskSettings())
-    profiler = cProfile.Profile() if args.profile else None
+    profiler = cProfile.Profile() if profile else None
     progress = PlainProgress(sys.stderr, every=15.0)
     if profiler:
         profiler.enable()
@@ -290,7 +312,8 @@ def main() -> int:
     print(
         f"import: {report.read:,} messages in {report.seconds:.1f} s = {report.rate:,.0f} msg/s;"
         f" 1,000,000 messages: {per_million:.0f} s (target < {TARGET_SECONDS_PER_MILLION:.0f} s):"
-        f" {verdict}"
+        f" {verdict}",
+        flush=True,
     )
     if profiler:
         stream = io.StringIO()

@@ -2,7 +2,8 @@
 
 Run as `.venv/bin/python bench/bench_parse.py [--messages N] [--corpus PATH]`. Prints messages
 per second and the p50/p99 time per message in microseconds. Targets: >= 50,000 msg/s and
-p99 < 100 us. The corpus is read from `shared/corpus/dev.jsonl` beside the repository.
+p99 < 100 us. The corpus is read from `shared/corpus/dev.jsonl` beside the repository. It says
+which parser it measured: the one compiled by `make install` (setup.py), or plain Python.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from gpudesk.market import parse  # noqa: E402
 from gpudesk.market.parse import parse_offers  # noqa: E402
 
 DEFAULT_CORPUS = ROOT.parent / "shared" / "corpus" / "dev.jsonl"
@@ -53,6 +55,8 @@ def main() -> int:
     p50 = timings[len(timings) // 2] / 1000
     p99 = timings[int(len(timings) * 0.99)] / 1000
     rate = len(batch) / (total / 1e9)
+    compiled = not parse.__file__.endswith(".py")
+    print(f"parser {'compiled (mypyc)' if compiled else 'plain Python'}: {parse.__file__}")
     print(f"messages {len(batch)}  corpus texts {len(texts)}  wall {total / 1e9:.2f}s")
     print(f"throughput {rate:,.0f} msg/s  (one core; {len(batch) / cpu:,.0f} msg/s of CPU time)")
     print(

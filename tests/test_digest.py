@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 import click
 import pytest
 from click.testing import CliRunner
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from gpudesk.bot.config import Settings
@@ -646,6 +646,9 @@ ZONES = [ZoneInfo(name) for name in ("Asia/Shanghai", "UTC", "America/New_York",
     minute=st.sampled_from([0, 30, 59]),
     zone=st.sampled_from(ZONES),
 )
+# Windows across the spring change in New York: the UTC middle of one fell on the next's week.
+@example(datetime(2024, 3, 22, tzinfo=UTC), 3, 11, 30, ZoneInfo("America/New_York"))
+@example(datetime(2020, 3, 13, tzinfo=UTC), 3, 11, 30, ZoneInfo("America/New_York"))
 def test_scheduled_windows_tile_time_and_each_has_its_own_week(
     moment: datetime, weekday: int, hour: int, minute: int, zone: ZoneInfo
 ) -> None:

@@ -1,12 +1,14 @@
 """Guarantee 4, "nothing queued is dropped": the desk queues its replies in the ledger's outbox
 in the transaction that marks their message handled; the Telegram adapter marks each sent, and
-on start sends what a crash or a stop left queued (issue 9)."""
+on start sends what a crash or a stop left queued, unless it waited past its age limit (then it
+is marked expired, not sent) (issue 9). WeChat's side: `tests/test_wechat_outbox.py`."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -46,7 +48,13 @@ def test_queued_replies_come_back_until_marked_sent_or_failed(ledger: Ledger) ->
     ledger.finish_reply(1, at=NOW)
     ledger.finish_reply(2, at=NOW, status="failed", note="403")
     assert ledger.unsent_replies("telegram") == []
-    assert ledger.outbox_counts() == {"queued": 1, "sending": 0, "sent": 1, "failed": 1}
+    assert ledger.outbox_counts() == {
+        "queued": 1,
+        "sending": 0,
+        "sent": 1,
+        "failed": 1,
+        "expired": 0,
+    }
     with pytest.raises(ValueError, match="outbox status"):
         ledger.finish_reply(3, at=NOW, status="lost")
 
@@ -120,6 +128,7 @@ async def test_replies_left_queued_by_a_stop_are_sent_on_the_next_start(
             "sending": 0,
             "sent": first,
             "failed": 0,
+            "expired": 0,
         }
 
         async with running(api, telegram_desk, outbox=telegram_desk.ledger):
@@ -132,6 +141,7 @@ async def test_replies_left_queued_by_a_stop_are_sent_on_the_next_start(
             "sending": 0,
             "sent": 5,
             "failed": 0,
+            "expired": 0,
         }
 
 
@@ -182,14 +192,20 @@ async def test_a_reply_telegram_refuses_is_marked_failed_not_retried(
         ledger.queue_replies(
             [Reply("telegram", str(kim.id), "you never wrote to me", private=True)],
             message_row=None,
-            at=NOW,
+            at=datetime.now(UTC),  # left queued a moment ago: fresh enough to send
         )
         async with running(api, telegram_desk, outbox=ledger):
             api.inject_message(group, kim, "/help")
             await api.wait_for_sent(1)
             await api.wait_for_calls("sendMessage", 2)
             await asyncio.sleep(0.1)
-    assert ledger.outbox_counts() == {"queued": 0, "sending": 0, "sent": 1, "failed": 1}
+    assert ledger.outbox_counts() == {
+        "queued": 0,
+        "sending": 0,
+        "sent": 1,
+        "failed": 1,
+        "expired": 0,
+    }
 
 
 async def test_an_alert_caught_mid_send_by_a_crash_is_never_sent_again(ledger: Ledger) -> None:
@@ -208,3 +224,51 @@ async def test_an_alert_caught_mid_send_by_a_crash_is_never_sent_again(ledger: L
     # does not.
     assert [r.text for r in ledger.unsent_replies("telegram")] == ["an answer"]
     assert ledger.outbox_counts()["sending"] == 1
+
+
+async def test_replies_left_queued_too_long_are_expired_on_start_not_sent(
+    telegram_desk: Desk, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After a long outage, a reply queued more than `resend_within` ago is marked expired and
+    logged, and kept in the ledger; a younger one still goes."""
+    ledger = telegram_desk.ledger
+    async with FakeTelegram() as api:
+        group = api.group("G")
+        now = datetime.now(UTC)
+        for text, hours in (("from yesterday", 25), ("from an hour ago", 1)):
+            ledger.queue_replies(
+                [Reply("telegram", str(group.id), text, kind="match")],
+                message_row=None,
+                at=now - timedelta(hours=hours),
+            )
+        with caplog.at_level(logging.WARNING, logger=LOG.name):
+            async with running(api, telegram_desk, outbox=ledger):
+                await api.wait_for_sent(1)
+                await asyncio.sleep(0.1)
+    assert [s.plain for s in api.sent] == ["from an hour ago"]
+    assert ledger.outbox_counts() == {
+        "queued": 0,
+        "sending": 0,
+        "sent": 1,
+        "failed": 0,
+        "expired": 1,
+    }
+    assert "1 match reply to" in caplog.text and "marked expired, not sent" in caplog.text
+
+
+async def test_a_digest_handed_to_send_is_queued_first_and_goes_at_most_once(
+    telegram_desk: Desk,
+) -> None:
+    """`send()` (the schedulers' door) writes the reply to the outbox before it is paced out;
+    a digest is marked `sending` first, like an alert, so a crash never sends it twice."""
+    ledger = telegram_desk.ledger
+    async with FakeTelegram() as api:
+        group = api.group("G")
+        async with running(api, telegram_desk, outbox=ledger) as adapter:
+            await adapter.send(Reply("telegram", str(group.id), "this week", kind="digest"))
+            assert ledger.conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 1
+            await api.wait_for_sent(1)
+            await asyncio.sleep(0.1)
+    assert [s.plain for s in api.sent] == ["this week"]
+    rows = ledger.conn.execute("SELECT kind, status FROM outbox").fetchall()
+    assert rows == [("digest", "sent")]

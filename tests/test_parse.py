@@ -2,6 +2,11 @@
 
 Every example here is written for these tests (not taken from the dev corpus); the last test
 runs the dev corpus through the parser and scores it with the scorer's own logic.
+
+When the parser is compiled (setup.py builds `gpudesk/market/parse.py` with mypyc), every test
+here runs twice: against the compiled module that `import` loads, and against the same source
+run as plain Python (ids `[compiled]` and `[python]`). `test_parse_build.py` checks which one is
+loaded and that the two agree.
 """
 
 from __future__ import annotations
@@ -9,7 +14,10 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import sys
 import time
+from collections.abc import Iterator
+from dataclasses import FrozenInstanceError, fields
 from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
@@ -26,6 +34,35 @@ from gpudesk.market.parse import parse_offers
 from gpudesk.market.places import PLACES
 
 SHARED = Path(__file__).parents[2] / "shared"
+SOURCE = Path(parse.__file__).with_name("parse.py")
+COMPILED = Path(parse.__file__) != SOURCE
+
+
+def load_source() -> ModuleType:
+    """parse.py run as plain Python, whether or not a compiled module is beside it."""
+    if not COMPILED:
+        return parse
+    name = "gpudesk.market._parse_source"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, SOURCE)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look up the module of the classes they make
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+IMPLEMENTATIONS = {"compiled": parse, "python": load_source()} if COMPILED else {"python": parse}
+
+
+@pytest.fixture(autouse=True, scope="module", params=list(IMPLEMENTATIONS))
+def implementation(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test of this module against each implementation of the parser."""
+    global parse_offers
+    loaded = parse_offers
+    parse_offers = IMPLEMENTATIONS[request.param].parse_offers
+    yield request.param
+    parse_offers = loaded
 
 
 def offers(text: str) -> list[dict[str, Any]]:
@@ -638,11 +675,24 @@ def test_parsing_is_repeatable() -> None:
     assert parse_offers(text) == parse_offers(text)
 
 
+def test_offers_are_plain_offers() -> None:
+    """The parser sets an offer's slots itself (see parse._read_item): the result is the very
+    object the constructor makes, frozen and hashable."""
+    (offer,) = parse_offers("出 H100 SXM 8卡 10台 北京 月租7.5w/台")
+    made = Offer(**{field.name: getattr(offer, field.name) for field in fields(Offer)})
+    assert type(offer) is Offer
+    assert offer == made and hash(offer) == hash(made) and repr(offer) == repr(made)
+    assert offer.to_contract() == made.to_contract()
+    with pytest.raises(FrozenInstanceError):
+        offer.price = Decimal(1)  # type: ignore[misc]
+
+
 def test_parser_imports_nothing_outside_the_domain() -> None:
     """The parser is a pure function: no I/O, clock, storage or platform modules."""
     allowed = {
         "__future__",
         "re",
+        "typing",
         "unicodedata",
         "bisect",
         "collections.abc",
@@ -656,7 +706,7 @@ def test_parser_imports_nothing_outside_the_domain() -> None:
         "itertools",
     }
     for module in ("parse", "catalog", "places"):
-        source = Path(parse.__file__).with_name(f"{module}.py").read_text(encoding="utf-8")
+        source = SOURCE.with_name(f"{module}.py").read_text(encoding="utf-8")
         for node in ast.walk(ast.parse(source)):
             if isinstance(node, ast.Import):
                 names = {alias.name for alias in node.names}

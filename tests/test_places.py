@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from gpudesk.market.places import ALIASES, CASED_ALIASES, PLACES, RANK, resolve_place
+from gpudesk.market.places import (
+    ALIASES,
+    CASED_ALIASES,
+    PARENT,
+    PLACES,
+    RANK,
+    enclosing,
+    resolve_place,
+)
 
 CONTRACT = Path(__file__).parents[2] / "shared" / "contract" / "offer-json.md"
 
@@ -92,3 +100,15 @@ def test_resolve_place_finds_nothing(text: str) -> None:
 def test_first_place_wins_between_equals() -> None:
     assert resolve_place("成都/重庆均可") == "Chengdu"
     assert resolve_place("Dallas or Austin") == "Dallas"
+
+
+def test_every_containing_place_is_canonical_and_less_specific() -> None:
+    for place, area in PARENT.items():
+        assert place in PLACES and area in PLACES
+        assert RANK[place] > RANK[area], (place, area)
+
+
+def test_enclosing_lists_a_place_then_what_contains_it() -> None:
+    assert enclosing("Ulanqab") == ("Ulanqab", "Inner Mongolia")
+    assert enclosing("Dallas") == ("Dallas", "Texas")
+    assert enclosing("Beijing") == ("Beijing",)

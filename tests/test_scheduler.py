@@ -323,6 +323,44 @@ async def test_a_week_without_offers_is_recorded_and_not_sent(world: World) -> N
     )
 
 
+# -- the per-group switch (/digest off, /digest on) -------------------------------------------
+
+
+async def test_a_group_with_the_digest_off_is_skipped_across_restarts(world: World) -> None:
+    world.post(GROUPS[0], "boss", "/digest off", sender_is_admin=True)
+    world.post(GROUPS[1], "boss", "/pause", sender_is_admin=True)  # pausing keeps the digest
+    assert not world.ledger.chat(*GROUPS[0]).weekly_digest
+    await run_hourly(world, world.scheduler(), until=MONDAYS[0] + timedelta(hours=3))
+    assert [chat for _, chat, _ in world.outbox.digests()] == ["-200", "r1@chatroom"]
+    assert world.status(GROUPS[0], "2026-W45") is None  # skipped, not claimed
+
+    scheduler = world.restart()  # the switch is in the ledger, not in memory
+    await run_hourly(world, scheduler, until=MONDAYS[1] + timedelta(hours=3))
+    assert [chat for _, chat, w in world.outbox.digests() if w == "2026-W46"] == [
+        "-200",
+        "r1@chatroom",
+    ]
+
+    world.post(GROUPS[0], "boss", "周报 开", sender_is_admin=True)
+    await run_hourly(world, scheduler, until=MONDAYS[2] + timedelta(hours=3))
+    assert [chat for _, chat, w in world.outbox.digests() if w == "2026-W47"] == [
+        chat for _, chat in GROUPS
+    ]
+
+
+async def test_turned_on_again_within_the_grace_the_group_gets_that_weeks_digest(
+    world: World,
+) -> None:
+    world.post(GROUPS[0], "boss", "/digest off", sender_is_admin=True)
+    world.clock.now = MONDAYS[0]
+    scheduler = world.scheduler()
+    assert await scheduler.run_due() == 2
+    world.clock.advance(hours=1)
+    world.post(GROUPS[0], "boss", "/digest on", sender_is_admin=True)
+    assert await scheduler.run_due() == 1
+    assert world.status(GROUPS[0], "2026-W45") == "sent"
+
+
 # -- APScheduler ------------------------------------------------------------------------------
 
 

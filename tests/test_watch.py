@@ -258,6 +258,27 @@ def test_a_watch_meets_only_what_it_asks_for(offer: PostedOffer, meets: bool) ->
     assert watch_matches(BOB_WATCH, offer) is meets
 
 
+@pytest.mark.parametrize(
+    ("area", "location", "meets"),
+    [
+        ("Inner Mongolia", "Ulanqab", True),  # a city in the region
+        ("Inner Mongolia", "Hohhot", True),
+        ("Inner Mongolia", "Inner Mongolia", True),
+        ("Inner Mongolia", "Ningxia", False),
+        ("Inner Mongolia", None, False),  # no place stated: not known to be there
+        ("Texas", "Dallas", True),
+        ("Texas", "Los Angeles", False),
+        ("Ulanqab", "Inner Mongolia", False),  # somewhere in the region is not the city
+    ],
+)
+def test_a_watch_on_a_region_meets_offers_in_its_cities(
+    area: str, location: str | None, meets: bool
+) -> None:
+    watch = replace(parse_watch(f"H100 rent in {area}", CNY), owner=("console", "bob"))
+    assert watch.place == area
+    assert watch_matches(watch, posted(location=location)) is meets
+
+
 def test_a_scoped_watch_meets_offers_of_its_group_only() -> None:
     scoped = replace(BOB_WATCH, scope=("console", "room"))
     assert watch_matches(scoped, posted(chat="room"))
@@ -291,6 +312,7 @@ def test_the_book_finds_what_watch_matches_finds() -> None:
         "H100 rent <= 1.4 usd/gpu-hr",
         "H100 rent <= 1.6 usd/gpu-hr in Beijing",
         "H100 rent <= 2 usd/gpu-hr in Shanghai",
+        "H100 rent in Inner Mongolia",
         "H100 rent >= 32 GPUs",
         "H100",
         "H100 sale <= 30w/卡",
@@ -307,7 +329,7 @@ def test_the_book_finds_what_watch_matches_finds() -> None:
     offers = [
         posted(price=price, location=place, quantity=quantity, side=side)
         for price in (None, Decimal("1.3"), Decimal("1.4"), Decimal("1.5"), Decimal("3"))
-        for place in (None, "Beijing", "Shanghai")
+        for place in (None, "Beijing", "Shanghai", "Ulanqab", "Inner Mongolia", "Ningxia")
         for quantity in (None, 8, 64)
         for side in (Side.SELL, Side.BUY)
     ]
@@ -317,8 +339,8 @@ def test_the_book_finds_what_watch_matches_finds() -> None:
     assert book.meeting(posted(), START + timedelta(days=30)) == []  # lapsed
     book.discard(2)
     book.add(replace(watches[0], limit=Decimal(1)), START + timedelta(days=30), 1)  # replaced
-    assert len(book) == 7 and 2 not in book
-    assert book.meeting(posted(price=Decimal("1.5")), START) == [4, 5]
+    assert len(book) == 8 and 2 not in book
+    assert book.meeting(posted(price=Decimal("1.5")), START) == [5, 6]
 
 
 def test_digests_fall_due_on_the_hour_and_at_the_digest_hour() -> None:

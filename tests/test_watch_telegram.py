@@ -7,8 +7,6 @@ A member who has started the bot gets a direct message; one who never did (Teleg
 
 from __future__ import annotations
 
-import contextlib
-import logging
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,23 +15,15 @@ from typing import Any
 import pytest
 
 from gpudesk.bot.scheduler import WatchAlertScheduler
-from gpudesk.bot.telegram import TelegramAdapter
 from gpudesk.handlers.commands import DeskSettings
 from gpudesk.handlers.desk import Desk
 from gpudesk.storage.ledger import Ledger
 from tests.conftest import FakeClock
 from tests.fakes.telegram_api import FakeTelegram, SentMessage
+from tests.test_telegram import running
 
-LOG = logging.getLogger("tests.watch_telegram")
 WATCH = "/watch H100 rent <= 1.6 USD/GPU-hr"
 CHEAP = "出 H100 8卡 4台 北京 月租5.5w/台"
-FAST = {
-    "group_messages_per_minute": 60_000,
-    "group_burst": 100,
-    "private_messages_per_second": 1_000,
-    "messages_per_second": 1_000,
-    "drain_timeout": 3.0,
-}
 
 
 @pytest.fixture
@@ -51,18 +41,6 @@ def clock() -> FakeClock:
 def desk(tmp_path: Path, clock: FakeClock) -> Iterator[Desk]:
     with Ledger.open(tmp_path / "ledger.db") as ledger:
         yield Desk(ledger, DeskSettings(language="en", commands_per_minute=100), clock=clock)
-
-
-@contextlib.asynccontextmanager
-async def running(api: FakeTelegram, desk: Desk, **options: Any) -> AsyncIterator[TelegramAdapter]:
-    adapter = TelegramAdapter(
-        api.token, desk, logger=LOG, base_url=api.base_url, **{**FAST, **options}
-    )
-    await adapter.start()
-    try:
-        yield adapter
-    finally:
-        await adapter.stop()
 
 
 def saying(messages: list[SentMessage], words: str) -> list[SentMessage]:

@@ -296,7 +296,9 @@ async def test_a_burst_of_fifty_is_paced_per_room_and_capped_per_day(
     fake: FakePuppetService, connect: Connect, caplog: pytest.LogCaptureFixture
 ) -> None:
     desk = StubDesk()
-    await connect(desk, min_seconds_between_messages=0.04, jitter_ratio=0.25, daily_cap=20)
+    adapter = await connect(
+        desk, min_seconds_between_messages=0.04, jitter_ratio=0.25, daily_cap=20
+    )
 
     with caplog.at_level(logging.WARNING, logger="gpudesk.bot.wechat"):
         for n in range(50):
@@ -314,6 +316,7 @@ async def test_a_burst_of_fifty_is_paced_per_room_and_capped_per_day(
     assert min(gaps) >= 0.04 - 0.002  # never closer than the minimum (jitter only adds)
     assert fake.texts(OTHER_ROOM)[0].at < in_room[-1].at  # paced per room, not globally
     assert caplog.text.count("daily cap of 20 messages reached") == 1
+    assert len(adapter.outbox.unsent_replies("wechat")) == 30  # held for tomorrow, not dropped
 
 
 async def test_match_replies_are_batched_into_one_message_per_room(

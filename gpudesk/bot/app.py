@@ -17,6 +17,7 @@ from typing import Any
 
 from gpudesk.bot.config import Settings
 from gpudesk.bot.logs import install_privacy_filter
+from gpudesk.bot.outbox import OutboxJanitor, OutboxPolicy
 from gpudesk.handlers.commands import DeskSettings
 from gpudesk.handlers.desk import Desk
 from gpudesk.market.match import MatchPolicy
@@ -46,8 +47,18 @@ def desk_settings(settings: Settings) -> DeskSettings:
         ),
         match_replies=desk.match_replies,
         commands_per_minute=desk.commands_per_minute,
+        recover_reply_minutes=desk.recover_reply_minutes,
         admins=admins,
         watch=settings.watch.policy(),
+    )
+
+
+def outbox_policy(settings: Settings) -> OutboxPolicy:
+    """How late a queued reply may still go, and how long sent ones are kept (issue 9)."""
+    return OutboxPolicy.of(
+        resend_within_hours=settings.outbox.resend_within_hours,
+        keep_sent_days=settings.outbox.keep_sent_days,
+        digest_grace_hours=settings.digest.grace_hours,
     )
 
 
@@ -98,20 +109,22 @@ def run_console(desk: Desk, *, chat: str = "console") -> int:
 def run(settings: Settings, db: Path | None = None) -> None:
     """Start every adapter the settings enable; the console chat when none is."""
     desk = build_desk(settings, db)
-    recovered = desk.recover()
-    if recovered:
-        log.info("read %d message(s) left unread by the last run", recovered)
     adapters = []
     if settings.telegram_enabled:
         adapters.append("telegram")
     if settings.wechat_enabled:
         adapters.append("wechat")
+    # Their adapters send replies from the ledger's outbox and mark them sent (issue 9); set
+    # before `recover()`, so that its answers to what a crash left unread are queued there too.
+    desk.outbox_platforms = frozenset(adapters)
+    recovered = desk.recover()
+    if recovered:
+        log.info("read %d message(s) left unread by the last run", recovered)
     if not adapters:
         log.info("no chat credentials configured: starting the console chat")
+        desk.take_recovered_replies()  # the console has no one to tell: a new session
         run_console(desk)
         return
-    # Their adapters send replies from the ledger's outbox and mark them sent (issue 9).
-    desk.outbox_platforms = frozenset(adapters) & {"telegram"}
     asyncio.run(_run_adapters(settings, desk, adapters))
 
 
@@ -127,6 +140,7 @@ async def _run_adapters(settings: Settings, desk: Desk, adapters: list[str]) -> 
     running: list[Any] = []
     endings: list[Awaitable[None]] = [stop.wait()]
     senders: dict[str, Send] = {}
+    policy = outbox_policy(settings)
     try:
         if "telegram" in adapters:
             from gpudesk.bot.telegram import TelegramAdapter
@@ -140,6 +154,7 @@ async def _run_adapters(settings: Settings, desk: Desk, adapters: list[str]) -> 
                 base_url=settings.telegram.base_url,
                 allowed_chat_ids=settings.telegram.chats,
                 outbox=desk.ledger,  # replies survive a crash (issue 9)
+                policy=policy,
             )
             await telegram.start()
             running.append(telegram)
@@ -158,10 +173,22 @@ async def _run_adapters(settings: Settings, desk: Desk, adapters: list[str]) -> 
                 daily_cap=wechat_settings.daily_cap,
                 batch_seconds=wechat_settings.batch_seconds,
                 cache_dir=ledger_path(settings, None).resolve().parent / ".wechaty-cache",
+                outbox=desk.ledger,  # replies survive a crash (issue 9)
+                policy=policy,
+                zone=desk.settings.zone,  # the daily cap's day
             )
             await wechat.start()
             running.append(wechat)
             senders["wechat"] = wechat.send
+        # What `recover()` answered on a platform not in `outbox_platforms`: sent now.
+        for reply in desk.take_recovered_replies():
+            if reply.platform in senders:
+                await senders[reply.platform](reply)
+            else:
+                log.warning("no adapter for a recovered reply on %s; dropped", reply.platform)
+        janitor = OutboxJanitor(desk.ledger, policy)  # sent replies go after keep_sent_days
+        janitor.start()
+        running.append(janitor)
         if settings.digest.enabled:
             digests = DigestScheduler(
                 desk.ledger,

@@ -1,25 +1,29 @@
 """Backfill: chat exports fed through the desk, in batches, with progress and a summary.
 
-`backfill(desk, exports)` hands every message an `Export` yields to `Desk.handle`, the same path
-live messages take (`announce=False`: stored with source "import", read for offers, no reply),
-so imported history and live traffic are one ledger. Re-importing a file adds nothing: message
-ids come from the export and the ledger ignores a message it already has.
+`backfill(desk, exports)` reads every message an `Export` yields as the desk reads live ones
+(stored with source "import", read for offers, reposts and withdrawals, never answered), so
+imported history and live traffic are one ledger. Re-importing a file adds nothing: message ids
+come from the export and the ledger ignores a message it already has.
 
-Writes are grouped into one ledger transaction per batch (at most `BATCH_SECONDS` or
-`BATCH_MESSAGES`, whichever comes first): one commit per message would cost more than the
-reading itself, and short batches let a running bot still get the write lock between them.
-Each message is a savepoint within its batch: one the desk cannot read rolls back its own
+Messages go in batches, each one ledger transaction. A batch is collected and read
+(`Desk.prepare`: cleaned, parsed) before the write lock is taken, then written in one go
+(`Desk.read_history`: no savepoint per message, repost checks from memory), sized so that it
+holds the lock about `BATCH_SECONDS`: a running bot gets the lock between batches. A batch with
+a message the desk cannot read fails as a whole, is rolled back, and is written again one
+message at a time through `Desk.handle`, each message a savepoint: that one rolls back its own
 writes only, and is listed as a problem. Skipped and broken records are counted and listed in
 the `ImportReport`, never fatal.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Protocol, TextIO
 
@@ -33,10 +37,15 @@ from gpudesk.bot.importers import (
     Skipped,
     retarget,
 )
-from gpudesk.handlers.desk import Desk
+from gpudesk.handlers.desk import Desk, Prepared
 
-BATCH_SECONDS = 0.5
+log = logging.getLogger(__name__)
+
+BATCH_SECONDS = 0.5  # the write lock held per batch, about: a bot waits at most this long
 BATCH_MESSAGES = 20_000
+FIRST_BATCH = 1_000  # messages, before the import's speed is known
+MIN_BATCH = 100
+TIME_JUMP = timedelta(days=1)  # back in time this far, a message starts a new batch
 PROGRESS_EVERY = 500  # entries between progress updates (an update costs more than an entry)
 SHOWN_PROBLEMS = 20
 
@@ -123,14 +132,25 @@ def backfill(
     report = ImportReport(files=[export.path for export in exports])
     messages_before, offers_before = ledger.message_count(), ledger.offer_count()
     started = clock()
+    size = FIRST_BATCH
     with ledger.bulk():
         for export in exports:
             progress.begin(export)
             entries = export.entries()
-            done = False
-            while not done:
-                with ledger.transaction():
-                    done = _batch(desk, export, entries, targets, report, progress, clock)
+            carried: list[tuple[Read, Prepared]] = []  # the first of the next batch, if read
+            more = True
+            while more:
+                found = len(report.problems)  # those of this batch's records come after
+                batch, more = _collect(
+                    desk, export, entries, size, targets, report, progress, carried
+                )
+                began = clock()
+                _write(desk, export, batch, report, found)
+                spent = clock() - began
+                if len(batch) == size:  # a full batch: how long it held the lock sizes the next
+                    size = _next_size(size, spent)
+                progress.update(batch[-1][0].offset if batch else 0, report.read)
+            progress.update(export.size, report.read)
             progress.end()
     report.seconds = clock() - started
     report.new_messages = ledger.message_count() - messages_before
@@ -138,43 +158,94 @@ def backfill(
     return report
 
 
-def _batch(
+def _collect(
     desk: Desk,
     export: Export,
     entries: Iterator[Entry],
+    size: int,
     targets: tuple[ChatTarget, ...],
     report: ImportReport,
     progress: Progress,
-    clock: Callable[[], float],
-) -> bool:
-    """Handle entries until the batch is full (False) or the export is done (True)."""
-    deadline = clock() + BATCH_SECONDS
+    carried: list[tuple[Read, Prepared]],
+) -> tuple[list[tuple[Read, Prepared]], bool]:
+    """The next `size` messages of the export, prepared (starting with the one `carried`
+    over); and whether there may be more. A message sent well before the one read last (the
+    next chat of an export) starts a new batch: a batch is a stretch of time, and the offers
+    the desk keeps in memory for it are those of that stretch. Skipped and broken records on
+    the way are counted."""
+    batch = carried[:]
+    carried.clear()
+    last = batch[-1][1].message.sent_at if batch else None
     count = 0
     try:
         for entry in entries:
             count += 1
             if isinstance(entry, Read):
                 message = retarget(entry.message, targets) if targets else entry.message
-                failed = desk.failed
-                desk.handle(message)  # history: no replies, and only its own writes if it fails
-                report.read += 1
-                if desk.failed != failed:
-                    report.problems.append(
-                        Problem(export.path, entry.line, "the desk could not read it; see the log")
-                    )
+                prepared = desk.prepare(message)
+                sent_at = prepared.message.sent_at
+                if last is not None and sent_at < last - TIME_JUMP:
+                    carried.append((entry, prepared))
+                    return batch, True
+                batch.append((entry, prepared))
+                last = sent_at
             elif isinstance(entry, Skipped):
                 report.skipped[entry.reason.partition(" (")[0]] += 1
             elif isinstance(entry, Broken):
                 report.problems.append(Problem(export.path, entry.line, entry.reason))
             if count % PROGRESS_EVERY == 0:
-                progress.update(entry.offset, report.read)
-                if count >= BATCH_MESSAGES or clock() >= deadline:
-                    return False
+                progress.update(entry.offset, report.read + len(batch))
+            if len(batch) >= size:
+                return batch, True
     except ExportError as error:
         reason = str(error).removeprefix(f"{export.path}: ")
         report.problems.append(Problem(export.path, 0, reason))
-    progress.update(export.size, report.read)
-    return True
+    return batch, False
+
+
+def _write(
+    desk: Desk,
+    export: Export,
+    batch: list[tuple[Read, Prepared]],
+    report: ImportReport,
+    found: int,
+) -> None:
+    """Write a batch in one go; if that fails, roll it back and write it message by message.
+    The messages that fail are listed among the batch's problems (from `found` on) in line
+    order."""
+    if not batch:
+        return
+    ledger = desk.ledger
+    try:
+        with ledger.transaction():
+            desk.read_history([prepared for _, prepared in batch])
+    except Exception as error:
+        log.info(
+            "%s: a batch of %d messages could not be written at once (%s); one by one",
+            export.path,
+            len(batch),
+            error,
+        )
+        failures = []
+        with ledger.transaction():
+            for entry, prepared in batch:
+                failed = desk.failed
+                desk.handle(prepared.message)  # a savepoint: only its own writes if it fails
+                if desk.failed != failed:
+                    failures.append(
+                        Problem(export.path, entry.line, "the desk could not read it; see the log")
+                    )
+        report.problems[found:] = sorted(
+            report.problems[found:] + failures, key=lambda p: (p.line == 0, p.line)
+        )
+    report.read += len(batch)
+
+
+def _next_size(size: int, seconds: float) -> int:
+    """The batch size that holds the write lock about `BATCH_SECONDS`, after a batch of
+    `size` that held it `seconds` (growing at most fourfold at a time)."""
+    wanted = size * BATCH_SECONDS / max(seconds, 1e-6)
+    return max(MIN_BATCH, min(BATCH_MESSAGES, int(wanted), size * 4))
 
 
 # -- progress on a terminal or in a log --------------------------------------------------------

@@ -120,6 +120,8 @@ _TABLES: dict[str, dict[str, Any]] = {
             "link": "A URL to the post (public Telegram groups)",
             "source": "live (from the bot) or import (from a chat export)",
             "handled": "1 once its offers were read",
+            "is_group": "1 when said in a group, 0 in a private chat",
+            "sender_is_admin": "1 when the platform said the sender is a group admin",
         },
     },
     "chats": {
@@ -130,6 +132,7 @@ _TABLES: dict[str, dict[str, Any]] = {
             "language": "Reply language set for the group (empty: the desk default)",
             "match_replies": "1 when the desk answers new offers with counterparties",
             "scope": "all: readings use every group; group: this group's offers only",
+            "weekly_digest": "1 when the group gets the weekly digest (/digest off: 0)",
             "first_seen": f"First message seen ({_TIME})",
         },
     },

@@ -47,6 +47,7 @@ class DeskConfig(_Section):
     reading_strong: Decimal = Field(default=Decimal("3"), gt=1)
     reading_lean: Decimal = Field(default=Decimal("1.5"), gt=1)
     commands_per_minute: int = Field(default=5, ge=1)
+    recover_reply_minutes: int = Field(default=10, ge=0, le=24 * 60)
 
     @field_validator("timezone")
     @classmethod
@@ -82,6 +83,14 @@ class WechatConfig(_Section):
         if not sep or not host or not port.isdigit():
             raise ValueError(f"endpoint {value!r} must be host:port, e.g. '127.0.0.1:8788'")
         return value
+
+
+class OutboxConfig(_Section):
+    """Replies queued in the ledger (issue 9): how late one may still go after an outage, and
+    how long sent ones are kept."""
+
+    resend_within_hours: float = Field(default=24.0, gt=0)
+    keep_sent_days: float = Field(default=7.0, ge=1, le=3650)
 
 
 class DigestConfig(_Section):
@@ -139,6 +148,7 @@ class Settings(BaseSettings):
     desk: DeskConfig = Field(default_factory=DeskConfig)
     telegram: TelegramConfig = Field(default_factory=TelegramConfig)
     wechat: WechatConfig = Field(default_factory=WechatConfig)
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     digest: DigestConfig = Field(default_factory=DigestConfig)
     admins: AdminsConfig = Field(default_factory=AdminsConfig)
     watch: WatchConfig = Field(default_factory=WatchConfig)

@@ -5,7 +5,10 @@ whose `entries()` yields, in file order, one entry per record: `Read` (a message
 desk, with `announce=False`), `Skipped` (a record that is not a text message: a service line,
 a photo without caption) or `Broken` (a record that cannot be read: the reason and its line).
 A broken record never stops the file; only a file that cannot be read past some point ends
-early, with a `Broken` entry saying where. This module knows nothing of the desk or the ledger.
+early, with a `Broken` entry saying where. Files are read as they are walked, a window at a
+time (a Telegram export of a million messages is a third of a gigabyte; the reader holds about
+a megabyte of it), so memory does not grow with the file. This module knows nothing of the desk
+or the ledger.
 
 Formats understood
 ------------------
@@ -23,7 +26,8 @@ Telegram Desktop "Export chat history", machine-readable JSON (`result.json`):
   `{"type": ..., "text": ...}` (else `text_entities`). A message with no text (a photo, a
   sticker) is skipped as media.
 - The chat id becomes the Bot API id, as the live bot sees it: `-100<id>` for supergroups
-  and channels, `-<id>` for basic groups.
+  and channels, `-<id>` for basic groups. Telegram writes a chat's `id` before its `messages`;
+  a file that puts it after them is read too, holding that chat's messages until the id.
 
 WeChat CSV, as written by MemoTrace/WeChatMsg, PyWxDump and similar tools. The first row names
 the columns; names are matched without case, and a unit in brackets (`time(Asia/Shanghai)`) is
@@ -56,10 +60,12 @@ the same sender in the same second: importing a file twice yields the same ids.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
 import json
+import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -254,42 +260,110 @@ class _JsonSyntax(Exception):
         self.pos = pos
 
 
-class _Cursor:
-    """Walks a JSON text one value at a time, so a huge `messages` array is never held whole
-    and every record keeps its line number."""
+_CHUNK_BYTES = 1 << 20  # read a megabyte at a time
+_MAX_VALUE_CHARS = 64 << 20  # a value still unfinished this far on is broken, not cut
 
-    def __init__(self, text: str):
-        self.text = text
-        self.pos = 0
+
+class _Cursor:
+    """Walks a JSON file one value at a time as it reads it, so a huge `messages` array is
+    never held whole (the text held is a window of about `_CHUNK_BYTES` from the current
+    line on), and every record keeps its line number. Positions (`pos`) count characters
+    from the start of the file; `text` holds those from `base` on."""
+
+    def __init__(self, handle: IO[bytes], encoding: str, size: int):
+        self._handle = handle
+        self._decode = codecs.getincrementaldecoder(encoding)(errors="replace").decode
         self._decoder = json.JSONDecoder()
-        self._line = 1
+        self.size = size
+        self.text = ""
+        self.base = 0
+        self.pos = 0
+        self.eof = False
+        self._bytes = 0  # read so far
+        self._line = 1  # the line number at character `_line_pos`
         self._line_pos = 0
-        self.scale = 1.0
+        self._mark = 0
+
+    def _fill(self) -> bool:
+        """Read on: the next chunk joins the window, and what lies before the line the cursor
+        is on leaves it (a broken record's indentation stays: `resync` reads it). False at the
+        end of the file."""
+        if self.eof:
+            return False
+        try:
+            chunk = self._handle.read(_CHUNK_BYTES)
+        except OSError as error:
+            raise UnreadableExport(f"cannot read on ({error.strerror})") from None
+        self._bytes += len(chunk)
+        self.eof = not chunk
+        more = self._decode(chunk, final=self.eof)
+        keep = self.text.rfind("\n", 0, self.pos - self.base) + 1
+        if keep > 0:
+            if self._line_pos < self.base + keep:
+                self._line += self.text.count("\n", self._line_pos - self.base, keep)
+                self._line_pos = self.base + keep
+            self.base += keep
+            self.text = self.text[keep:] + more
+        else:
+            self.text += more
+        return True
 
     def line_at(self, pos: int) -> int:
-        if pos < self._line_pos:  # walked back (a chat whose id follows its messages)
-            self._line, self._line_pos = 1, 0
-        self._line += self.text.count("\n", self._line_pos, pos)
+        """The line of character `pos` (at or after the start of the window)."""
+        at, there = pos - self.base, self._line_pos - self.base
+        if at >= there:
+            self._line += self.text.count("\n", there, at)
+        else:  # back to the start of a record read since
+            self._line -= self.text.count("\n", at, there)
         self._line_pos = pos
         return self._line
 
+    def mark(self, pos: int) -> int:
+        """About how many bytes of the file lie before character `pos`: a progress mark, never
+        moving back."""
+        held = self.base + len(self.text)
+        ahead = held - pos
+        self._mark = max(self._mark, self._bytes - int(ahead * self._bytes / max(held, 1)))
+        return min(self._mark, self.size)
+
     def peek(self) -> str:
-        self.pos = _WHITESPACE.match(self.text, self.pos).end()  # type: ignore[union-attr]
-        return self.text[self.pos : self.pos + 1]
+        while True:
+            at = _WHITESPACE.match(self.text, self.pos - self.base).end()  # type: ignore[union-attr]
+            self.pos = self.base + at
+            if at < len(self.text):
+                return self.text[at]
+            if not self._fill():
+                return ""
 
     def expect(self, char: str) -> None:
         if self.peek() != char:
-            found = self.text[self.pos : self.pos + 1] or "the end of the file"
-            raise _JsonSyntax(f"expected {char!r}, found {found!r}", self.pos)
+            found = self.text[self.pos - self.base : self.pos - self.base + 1]
+            raise _JsonSyntax(
+                f"expected {char!r}, found {found or 'the end of the file'!r}", self.pos
+            )
         self.pos += 1
 
     def value(self) -> Any:
         self.peek()
-        try:
-            value, self.pos = self._decoder.raw_decode(self.text, self.pos)
-        except json.JSONDecodeError as error:
-            raise _JsonSyntax(error.msg, error.pos) from None
-        return value
+        while True:
+            at = self.pos - self.base
+            try:
+                value, end = self._decoder.raw_decode(self.text, at)
+            except json.JSONDecodeError as error:
+                if self._cut(error.msg, error.pos, at) and self._fill():
+                    continue
+                raise _JsonSyntax(error.msg, self.base + error.pos) from None
+            if end == len(self.text) and not isinstance(value, dict | list | str) and self._fill():
+                continue  # a number or a literal may go on in the next chunk
+            self.pos = self.base + end
+            return value
+
+    def _cut(self, reason: str, where: int, at: int) -> bool:
+        """Whether a value starting at `at` that failed at `where` may only be cut short by the
+        end of the window (so reading on may mend it)."""
+        if self.eof or len(self.text) - at > _MAX_VALUE_CHARS:
+            return False
+        return where >= len(self.text) - 16 or reason.startswith("Unterminated string")
 
     def members(self) -> Iterator[str]:
         """The keys of the object at the cursor; the caller reads each value before the next."""
@@ -309,20 +383,32 @@ class _Cursor:
             self.expect("}")
             return
 
-    def items(self) -> Iterator[int]:
-        """The start of each element of the array at the cursor; the caller reads each one."""
+    def items(self) -> Iterator[tuple[int, int, Any]]:
+        """The elements of the array at the cursor, read, each with its first line and its
+        progress mark. An element that is not valid JSON comes as its `_JsonSyntax`, and the
+        walk goes on past it when the layout shows where the next one starts (`resync`)."""
         self.expect("[")
         if self.peek() == "]":
             self.pos += 1
             return
         while True:
-            self.peek()
-            yield self.pos
-            if self.peek() == ",":
+            start = self.pos
+            try:
+                element = self.value()
+            except _JsonSyntax as error:
+                if not self.resync(start):
+                    raise _JsonSyntax(error.reason, start) from None
+                element = error
+            yield self.line_at(start), self.mark(self.pos), element
+            following = self.peek()
+            if following == ",":
                 self.pos += 1
-                continue
-            self.expect("]")
-            return
+                self.peek()
+            elif following == "]":
+                self.pos += 1
+                return
+            elif following != "{":  # a missing comma is forgiven; anything else is not
+                raise _JsonSyntax(f"expected ',' or ']', found {following!r}", self.pos)
 
     def resync(self, start: int) -> bool:
         """After a broken array element at `start`, move to the next element or the array's end.
@@ -330,20 +416,21 @@ class _Cursor:
         Telegram Desktop pretty-prints one element per indented block, so the next element
         starts on a line indented as this one, and the array ends on a line indented less.
         False when there is no such line (a minified or truncated file): the rest is lost."""
-        line_start = self.text.rfind("\n", 0, start) + 1
-        indent = self.text[line_start:start]
+        at = start - self.base
+        line_start = self.text.rfind("\n", 0, at) + 1
+        indent = self.text[line_start:at]
         if not indent or indent.strip():
             return False
         boundary = re.compile(rf"\n{re.escape(indent)}(\{{)|\n[ \t]{{0,{len(indent) - 1}}}(\])")
-        found = boundary.search(self.text, start + 1)
-        if found is None:
-            return False
-        self.pos = found.start(1) if found.group(1) else found.start(2)
-        return True
-
-    def mark(self, pos: int) -> int:
-        """A character position as a progress mark in bytes (the file's size is in bytes)."""
-        return int(pos * self.scale)
+        searched = start + 1  # a boundary starts at or after this character
+        while True:
+            found = boundary.search(self.text, searched - self.base)
+            if found is not None:
+                self.pos = self.base + (found.start(1) if found.group(1) else found.start(2))
+                return True
+            searched = max(searched, self.base + len(self.text) - len(indent) - 2)
+            if self.base + len(self.text) - start > _MAX_VALUE_CHARS or not self._fill():
+                return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,90 +442,93 @@ class _TelegramChat:
 
 def _telegram_entries(path: Path, encoding: str, zone: ZoneInfo) -> Iterator[Entry]:
     try:
-        data = path.read_bytes()
+        handle = path.open("rb")
+        size = os.fstat(handle.fileno()).st_size
     except OSError as error:
         raise UnreadableExport(f"{path}: cannot read the file ({error.strerror})") from None
-    cursor = _Cursor(data.decode(encoding, errors="replace"))
-    cursor.scale = len(data) / max(len(cursor.text), 1)
-    try:
-        yield from _telegram_chat(cursor, zone)
-    except _JsonSyntax as error:
-        yield Broken(
-            f"not valid JSON ({error.reason}); nothing after this line could be read",
-            cursor.line_at(error.pos),
-            len(data),
-        )
+    with handle:
+        cursor = _Cursor(handle, encoding, size)
+        try:
+            yield from _telegram_chat(cursor, zone)
+        except _JsonSyntax as error:
+            yield Broken(
+                f"not valid JSON ({error.reason}); nothing after this line could be read",
+                cursor.line_at(max(error.pos, cursor.base)),
+                size,
+            )
+        except UnreadableExport as error:
+            raise UnreadableExport(f"{path}: {error}") from None
 
 
 def _telegram_chat(cursor: _Cursor, zone: ZoneInfo) -> Iterator[Entry]:
     """One chat object (or the account object around the chats): its messages, streamed."""
     info: dict[str, Any] = {}
-    messages_at: int | None = None
+    held: list[tuple[int, int, Any]] | None = None
     for key in cursor.members():
         if key == "messages":
+            cursor.peek()
+            line = cursor.line_at(cursor.pos)
             if "id" in info:
-                yield from _telegram_messages(cursor, info, zone)
-            else:  # the chat's id comes later: skip now, come back once the object is read
-                messages_at = cursor.pos
-                cursor.value()
+                yield from _telegram_messages(cursor, line, cursor.items(), info, zone)
+            else:  # the chat's id comes later (Telegram writes it first): hold them till then
+                held = [(line, 0, None), *cursor.items()]
         elif key in ("chats", "left_chats") and cursor.peek() == "{":
             for inner in cursor.members():
                 if inner == "list" and cursor.peek() == "[":
-                    for _ in cursor.items():
+                    for _ in _chat_objects(cursor):
                         yield from _telegram_chat(cursor, zone)
                 else:
                     cursor.value()
         else:
             info[key] = cursor.value()
-    if messages_at is not None:
-        end = cursor.pos
-        cursor.pos = messages_at
-        yield from _telegram_messages(cursor, info, zone)
-        cursor.pos = end
+    if held is not None:
+        yield from _telegram_messages(cursor, held[0][0], iter(held[1:]), info, zone)
 
 
-def _telegram_messages(cursor: _Cursor, info: dict[str, Any], zone: ZoneInfo) -> Iterator[Entry]:
-    """The `messages` array at the cursor, one entry per element; a broken element is skipped."""
-    kind = str(info.get("type", ""))
-    title = None if info.get("name") is None else str(info["name"])
-    if kind not in _SUPERGROUPS and kind not in _BASIC_GROUPS:
-        start = cursor.pos
-        skipped = cursor.value()
-        count = len(skipped) if isinstance(skipped, list) else 0
-        label = kind.replace("_", " ") or "chat of no type"
-        yield Skipped(
-            f"{label} {title or info.get('id')!r}: not a group, its {count} messages are skipped",
-            cursor.line_at(start),
-            cursor.mark(cursor.pos),
-        )
-        return
-    chat = _TelegramChat(_telegram_chat_id(info.get("id"), kind), title, True)
+def _chat_objects(cursor: _Cursor) -> Iterator[None]:
+    """The array of chats at the cursor: stops at each element for the caller to read it."""
     cursor.expect("[")
     if cursor.peek() == "]":
         cursor.pos += 1
         return
     while True:
-        start = cursor.pos
-        try:
-            record = cursor.value()
-        except _JsonSyntax as error:
-            if not cursor.resync(start):
-                raise _JsonSyntax(error.reason, start) from None
-            line = cursor.line_at(start)
-            yield Broken(f"not valid JSON ({error.reason})", line, cursor.mark(cursor.pos))
-        else:
-            yield _telegram_entry(
-                record, chat, zone, cursor.line_at(start), cursor.mark(cursor.pos)
-            )
+        yield
         following = cursor.peek()
         if following == ",":
             cursor.pos += 1
-            cursor.peek()
         elif following == "]":
             cursor.pos += 1
             return
         elif following != "{":  # a missing comma is forgiven; anything else is not
             raise _JsonSyntax(f"expected ',' or ']', found {following!r}", cursor.pos)
+
+
+def _telegram_messages(
+    cursor: _Cursor,
+    line: int,
+    elements: Iterator[tuple[int, int, Any]],
+    info: dict[str, Any],
+    zone: ZoneInfo,
+) -> Iterator[Entry]:
+    """A chat's `messages` (which start on `line`), one entry per element; a broken element is
+    reported and skipped."""
+    kind = str(info.get("type", ""))
+    title = None if info.get("name") is None else str(info["name"])
+    if kind not in _SUPERGROUPS and kind not in _BASIC_GROUPS:
+        count = sum(1 for _ in elements)  # read past, one at a time
+        label = kind.replace("_", " ") or "chat of no type"
+        yield Skipped(
+            f"{label} {title or info.get('id')!r}: not a group, its {count} messages are skipped",
+            line,
+            cursor.mark(cursor.pos),
+        )
+        return
+    chat = _TelegramChat(_telegram_chat_id(info.get("id"), kind), title, True)
+    for start, offset, record in elements:
+        if isinstance(record, _JsonSyntax):
+            yield Broken(f"not valid JSON ({record.reason})", start, offset)
+        else:
+            yield _telegram_entry(record, chat, zone, start, offset)
 
 
 def _telegram_chat_id(raw: Any, kind: str) -> str:

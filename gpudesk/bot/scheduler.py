@@ -3,6 +3,8 @@
 `DigestScheduler` wakes at the configured weekly time (`[digest] schedule`, default Monday 09:00
 in `[desk] timezone`) and, for every group on a platform it can send to, renders the week's
 digest, claims it in the ledger and hands its replies to that platform's `send` coroutine.
+A group whose admins said `/digest off` (`ChatRecord.weekly_digest`) is skipped, and nothing
+is claimed for it: turned on again within the grace period, it still gets that week's digest.
 
 Correctness lives in the ledger, not in the scheduler. A digest is claimed (a row in the
 `digests` table, keyed by chat and ISO week) after it is rendered and before its first reply
@@ -164,6 +166,9 @@ class DigestScheduler:
                 return 0
             sent = 0
             for chat in self.ledger.digest_chats(sorted(self.senders)):
+                if not chat.weekly_digest:  # the group said `/digest off`
+                    log.debug("digest %s: off in %s %s", week, chat.platform, chat.chat_id)
+                    continue
                 sent += await self._send_digest(chat, week, (start, end))
             return sent
 

@@ -69,7 +69,7 @@ from telegram.error import (
 )
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ExtBot
 
-from gpudesk.bot.outbox import ReplyOutbox
+from gpudesk.bot.outbox import AT_MOST_ONCE, OutboxPolicy, ReplyOutbox, expire_stale
 from gpudesk.handlers.desk import DeskPort
 from gpudesk.handlers.message import ChatMessage, Reply
 
@@ -344,7 +344,9 @@ class TelegramAdapter:
     seconds; `max_retries` how often a send is retried after a 429; a group gets at most
     `group_messages_per_minute` in any minute, `group_burst` of them at once; a private chat
     about `private_messages_per_second`; all chats together at most `messages_per_second`;
-    `stop()` waits up to `drain_timeout` seconds for queued replies.
+    `stop()` waits up to `drain_timeout` seconds for queued replies. `outbox`: the ledger,
+    when replies are queued there (issue 9); `policy` says how late a reply left queued may
+    still go on the next start (`OutboxPolicy`; older ones are marked expired).
     """
 
     def __init__(
@@ -363,6 +365,7 @@ class TelegramAdapter:
         messages_per_second: float = 25,
         drain_timeout: float = 10.0,
         outbox: ReplyOutbox | None = None,
+        policy: OutboxPolicy | None = None,
     ) -> None:
         if not token:
             raise ValueError("a Telegram bot token is required")
@@ -379,6 +382,7 @@ class TelegramAdapter:
         self._poll_timeout = poll_timeout
         self._drain_timeout = drain_timeout
         self._outbox = outbox  # -- outbox (issue 9): the ledger, when replies are queued there
+        self._policy = policy or OutboxPolicy()
         self._quiet_libraries()
 
         builder = (
@@ -652,7 +656,9 @@ class TelegramAdapter:
 
     async def send(self, reply: Reply) -> None:
         """Queue a reply the desk did not answer a message with (a digest, an alert), paced
-        like every other."""
+        like every other; in the outbox first, when there is one, so a crash does not lose it."""
+        if self._outbox is not None and reply.outbox_id is None and reply.platform == PLATFORM:
+            [reply] = self._outbox.queue_replies([reply], message_row=None, at=datetime.now(UTC))
         self._enqueue(reply, None)
 
     def _enqueue(self, reply: Reply, source_chat: str | None) -> None:
@@ -709,16 +715,25 @@ class TelegramAdapter:
     def _resend_unsent(self) -> None:
         if self._outbox is None:
             return
-        unsent = self._outbox.unsent_replies(PLATFORM)
+        # Too late to be of use after a long outage: marked expired (and logged), not sent.
+        unsent = expire_stale(
+            self._outbox,
+            self._outbox.queued_replies(PLATFORM),
+            now=datetime.now(UTC),
+            policy=self._policy,
+            where="Telegram",
+            logger=self._log,
+        )
         if unsent:
             self._log.info("Telegram: sending %d repl%s left queued", len(unsent), _ies(unsent))
-        for reply in unsent:
+        for queued in unsent:
             # The ledger dropped reply_to_id where it names a message of another chat.
-            self._enqueue(reply, reply.chat_id)
+            self._enqueue(queued.reply, queued.reply.chat_id)
 
     def _begin(self, reply: Reply) -> None:
-        """Alerts go at most once (issue 10): marked before the send, never resent."""
-        if self._outbox is not None and reply.outbox_id is not None and reply.kind == "alert":
+        """Alerts and digests go at most once (issues 10, 7): marked before the send, never
+        resent."""
+        if self._outbox is not None and reply.outbox_id is not None and reply.kind in AT_MOST_ONCE:
             self._outbox.begin_reply(reply.outbox_id, at=datetime.now(UTC))
 
     def _finish(self, reply: Reply, sent: bool | None) -> None:

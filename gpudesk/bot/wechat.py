@@ -15,9 +15,20 @@ What the adapter adds around the SDK (python-wechaty 0.10.7 over wechaty-puppet-
   We drive the same pieces (`init_puppet()`, `puppet.start()`) and listen to the puppet's
   events directly; when the event stream ends or the service cannot be reached we log it and
   reconnect with exponential backoff, forever, until `stop()`.
-- Outbound pacing per conversation (a minimum gap with random jitter), a daily cap per
-  conversation, and optional batching of "match" replies into one message per room per
-  interval: WeChat restricts accounts that post fast or often.
+- Durable replies (issue 9). Replies wait in an outbox (`gpudesk.bot.outbox`): the ledger,
+  where the desk queues them in the transaction that stores the message they answer, so a
+  crash or a stop loses none; what is left queued is sent after a restart. One sender task per
+  conversation reads its queue from there and sends, oldest first:
+  - paced: a minimum gap between two messages, stretched by random jitter;
+  - within a daily cap per conversation, counted from the outbox's sent rows of the day in the
+    desk's time zone, so a restart does not reset it; what is over the cap waits for the next
+    day, never dropped;
+  - with `batch_seconds`, the "match" replies to a room gathered for that long (from the oldest)
+    and sent as one message, all their outbox rows marked sent in one transaction;
+  - never stale: a reply queued longer ago than the policy allows (after an outage) is marked
+    `expired` and logged, not sent (`gpudesk.bot.outbox.expire_stale`).
+  Delivery is at least once (a crash between a send and its mark sends it again), except
+  alerts and digests, which are marked before they go and never sent twice.
 - Every handler catches and logs its own exceptions; the SDK would only log them itself.
 
 One adapter per process: the SDK keeps process-wide caches of contacts and rooms, which the
@@ -41,8 +52,9 @@ import random
 import re
 import sys
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -50,6 +62,14 @@ from typing import TYPE_CHECKING, Any, Self
 from grpclib.exceptions import GRPCError, ProtocolError, StreamTerminatedError
 
 from gpudesk.bot import wechat_compat
+from gpudesk.bot.outbox import (
+    AT_MOST_ONCE,
+    MemoryOutbox,
+    OutboxPolicy,
+    QueuedReply,
+    ReplyOutbox,
+    expire_stale,
+)
 from gpudesk.handlers.desk import DeskPort
 from gpudesk.handlers.message import ChatMessage, Reply
 
@@ -71,6 +91,7 @@ PLATFORM = "wechat"
 AT_SEPARATOR = "\u2005"  # WeChat puts this (a four-per-em space) after an @name
 _MILLISECOND_TIMESTAMPS = 2_145_888_000  # above this a puppet timestamp is in ms (SDK's rule)
 _MESSAGE_ATTEMPTS = 3  # tries to read one incoming message before giving up on it
+_SEND_ATTEMPTS = 5  # tries to send one reply (while logged in) before marking it failed
 
 log = logging.getLogger(__name__)
 
@@ -147,9 +168,17 @@ class WechatAdapter:
     desk: anything with `handle()` and `needs_admin()`.
     min_seconds_between_messages: least time between two sends in one conversation; each gap
         is stretched by a random 0..`jitter_ratio` of itself. 0 disables pacing (tests).
-    daily_cap: most messages sent per conversation per UTC day; the rest are dropped, logged.
+    daily_cap: most messages sent per conversation per day (midnight to midnight in `zone`),
+        counted in the outbox; the rest wait for the next day, logged once.
     batch_seconds: when > 0, "match" replies to a room are gathered for this long and sent
         as one message (mentions merged); other replies are never delayed.
+    outbox: where replies wait: the ledger (durable; pass the desk's when it queues "wechat"
+        replies, `Desk.outbox_platforms`), else a `MemoryOutbox` (a stop loses what waits).
+    policy: how late a queued reply may still go (`OutboxPolicy`); past it, it is expired.
+    zone: the time zone of the daily cap's day (the desk's); clock: now, as an aware datetime
+        (tests fake it): the cap's day, batch windows and ages read it; pacing runs on the
+        event loop's clock.
+    recheck_seconds: how often a sender held by the daily cap or a batch window looks again.
     cache_dir: where the SDK may write (it insists on a directory); default under the
         system temp dir, never the working directory.
     reconnect_initial_seconds, reconnect_max_seconds: backoff after a failed or lost
@@ -175,6 +204,11 @@ class WechatAdapter:
         rpc_timeout_seconds: float = 30.0,
         liveness_seconds: float | None = 60.0,
         rng: random.Random | None = None,
+        outbox: ReplyOutbox | None = None,
+        policy: OutboxPolicy | None = None,
+        zone: tzinfo = UTC,
+        clock: Callable[[], datetime] | None = None,
+        recheck_seconds: float = 60.0,
     ) -> None:
         host, sep, port = endpoint.rpartition(":")
         if not sep or not host or not port.isdigit():
@@ -189,6 +223,8 @@ class WechatAdapter:
             raise ValueError("liveness_seconds must be positive (or None to disable)")
         if not 0 < reconnect_initial_seconds <= reconnect_max_seconds:
             raise ValueError("need 0 < reconnect_initial_seconds <= reconnect_max_seconds")
+        if recheck_seconds <= 0:
+            raise ValueError("recheck_seconds must be positive")
 
         self._endpoint = endpoint
         self._host, self._port = host, int(port)
@@ -213,10 +249,16 @@ class WechatAdapter:
         self._inbox: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
         self._supervisor: asyncio.Task[None] | None = None
-        self._outboxes: dict[str, asyncio.Queue[_Outgoing]] = {}
-        self._batches: dict[str, list[Reply]] = {}
+        # -- outbox (issue 9): replies wait there; one sender task per conversation
+        self._outbox: ReplyOutbox = outbox if outbox is not None else MemoryOutbox()
+        self._policy = policy or OutboxPolicy()
+        self._zone = zone
+        self._clock = clock or _utc_now
+        self._recheck = recheck_seconds
+        self._senders: dict[str, asyncio.Task[None]] = {}
+        self._wakeups: dict[str, asyncio.Event] = {}
         self._next_send_at: dict[str, float] = {}
-        self._sent_today: dict[str, tuple[date, int]] = {}
+        self._failures: dict[int, int] = {}  # outbox id -> failed sends
         self._cap_warned: set[tuple[str, date]] = set()
         self._connections = 0
         self._redact = _RedactToken(token)
@@ -227,6 +269,11 @@ class WechatAdapter:
     def ready(self) -> bool:
         """Connected and logged in: messages are being received and replies sent."""
         return self._logged_in.is_set()
+
+    @property
+    def outbox(self) -> ReplyOutbox:
+        """Where the replies wait (the ledger, or a `MemoryOutbox`)."""
+        return self._outbox
 
     @property
     def connections(self) -> int:
@@ -246,20 +293,27 @@ class WechatAdapter:
             logging.getLogger(name).addFilter(self._redact)
         self._supervisor = self._spawn(self._supervise(), "wechat-connection")
         self._spawn(self._consume(), "wechat-inbox")
+        self._resume_queued()
 
     async def stop(self) -> None:
-        """Stop receiving and sending; close the connection. Unsent replies are dropped."""
+        """Stop receiving and sending; close the connection. Replies not yet sent stay queued
+        in the outbox, for the next start (lost only with a `MemoryOutbox`)."""
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._supervisor = None
-        dropped = sum(q.qsize() for q in self._outboxes.values())
-        dropped += sum(len(b) for b in self._batches.values())
-        if dropped:
-            log.warning("WeChat: stopping with %d unsent replies, dropped", dropped)
-        self._outboxes.clear()
-        self._batches.clear()
+        self._senders.clear()
+        self._wakeups.clear()
+        try:
+            unsent = len(self._outbox.unsent_replies(PLATFORM))
+        except Exception as error:  # a ledger closed first: nothing to count, nothing lost
+            log.debug("WeChat: could not count unsent replies: %r", error)
+            unsent = 0
+        if unsent:
+            durable = not isinstance(self._outbox, MemoryOutbox)
+            fate = "kept for the next start" if durable else "dropped"
+            log.warning("WeChat: stopping with %d unsent repl%s, %s", unsent, _ies(unsent), fate)
         await self._close_session()
         for name in _TOKEN_LOGGERS:
             logging.getLogger(name).removeFilter(self._redact)
@@ -476,9 +530,7 @@ class WechatAdapter:
         chat_message = await self._to_chat_message(message, room)
         # The desk is synchronous (one short SQLite transaction): called inline, so messages
         # reach the ledger in arrival order.
-        replies = self._desk.handle(chat_message)
-        for reply in replies:
-            self._dispatch(reply)
+        self._dispatch(self._desk.handle(chat_message))
 
     async def _to_chat_message(self, message: Message, room: Room) -> ChatMessage:
         payload = message.payload
@@ -523,93 +575,180 @@ class WechatAdapter:
             return False
         return contact_id == payload.owner_id or contact_id in payload.admin_ids
 
-    # -- outbound ---------------------------------------------------------------------------
+    # -- outbound (issue 9): replies wait in the outbox; a sender per conversation ----------
 
     async def send(self, reply: Reply) -> None:
-        """Queue a reply the desk did not answer a message with (a digest, an alert), paced
-        like every other."""
-        self._dispatch(reply)
+        """Queue a reply the desk did not answer a message with (a digest, an alert) in the
+        outbox, to go out paced like every other."""
+        self._dispatch([reply])
 
-    def _dispatch(self, reply: Reply) -> None:
-        if reply.platform != PLATFORM:
-            log.warning(
-                "WeChat: a reply for %s reached the WeChat adapter; dropped", reply.platform
-            )
-            return
-        if self._batch_seconds > 0 and reply.kind == "match" and not reply.private:
-            batch = self._batches.setdefault(reply.chat_id, [])
-            batch.append(reply)
-            if len(batch) == 1:
-                self._spawn(self._flush_batch_later(reply.chat_id), "wechat-batch")
-            return
-        self._enqueue_reply(reply)
-
-    async def _flush_batch_later(self, room_id: str) -> None:
-        await asyncio.sleep(self._batch_seconds)
-        replies = self._batches.pop(room_id, [])
-        if not replies:
-            return
-        mentions = dict.fromkeys(m for r in replies for m in r.mention_ids)
-        text = "\n\n".join(r.text for r in replies if r.text)
-        self._enqueue(_Outgoing(room_id, text, tuple(mentions)))
+    def _dispatch(self, replies: Sequence[Reply]) -> None:
+        """Queue what the desk has not queued already, and wake the senders concerned."""
+        ours = []
         for reply in replies:
-            if reply.image is not None:
-                self._enqueue(_Outgoing(room_id, image=reply.image))
+            if reply.platform == PLATFORM:
+                ours.append(reply)
+            else:
+                log.warning(
+                    "WeChat: a reply for %s reached the WeChat adapter; dropped", reply.platform
+                )
+        fresh = [reply for reply in ours if reply.outbox_id is None]
+        if fresh:
+            self._outbox.queue_replies(fresh, message_row=None, at=self._clock())
+        for conversation_id in dict.fromkeys(reply.chat_id for reply in ours):
+            self._wake(conversation_id)
 
-    def _enqueue_reply(self, reply: Reply) -> None:
-        # In a private chat there is no one to @-mention. `reply_to_id` is not used: the
-        # puppet service API (0.8) has no way to quote the message being answered.
-        mentions = () if reply.private else reply.mention_ids
-        if reply.text:
-            self._enqueue(_Outgoing(reply.chat_id, reply.text, mentions))
-        if reply.image is not None:
-            self._enqueue(_Outgoing(reply.chat_id, image=reply.image))
+    def _resume_queued(self) -> None:
+        """On start: what a crash or a stop left queued goes out, paced as ever."""
+        unsent = self._outbox.unsent_replies(PLATFORM)
+        if unsent:
+            log.info("WeChat: %d repl%s left queued; sending", len(unsent), _ies(len(unsent)))
+        for conversation_id in dict.fromkeys(reply.chat_id for reply in unsent):
+            self._wake(conversation_id)
 
-    def _enqueue(self, item: _Outgoing) -> None:
-        outbox = self._outboxes.get(item.conversation_id)
-        if outbox is None:
-            outbox = self._outboxes[item.conversation_id] = asyncio.Queue()
-            self._spawn(self._send_loop(item.conversation_id, outbox), "wechat-outbox")
-        outbox.put_nowait(item)
+    def _wake(self, conversation_id: str) -> None:
+        """Tell the conversation's sender to look at its queue; start one if none runs."""
+        self._wakeups.setdefault(conversation_id, asyncio.Event()).set()
+        sender = self._senders.get(conversation_id)
+        if sender is None or sender.done():
+            self._senders[conversation_id] = self._spawn(
+                self._send_loop(conversation_id), "wechat-outbox"
+            )
 
-    async def _send_loop(self, conversation_id: str, outbox: asyncio.Queue[_Outgoing]) -> None:
-        """Send one conversation's messages in order, paced, within the daily cap."""
+    async def _send_loop(self, conversation_id: str) -> None:
+        """Send one conversation's queue, oldest first, paced, within the daily cap; ends
+        when the queue is empty (`_wake` starts another)."""
         loop = asyncio.get_running_loop()
+        wakeup = self._wakeups.setdefault(conversation_id, asyncio.Event())
         while True:
-            item = await outbox.get()
-            if not self._take_daily_slot(conversation_id):
-                continue
             await self._logged_in.wait()
             delay = self._next_send_at.get(conversation_id, 0.0) - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
+                continue  # look again: more may have come, or the link may have gone
+            wakeup.clear()
             try:
-                async with asyncio.timeout(self._rpc_timeout):
-                    await self._send(item)
+                wait = await self._send_next(conversation_id)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("WeChat: could not send to %s: %r", conversation_id, item.text)
-            finally:
-                gap = self._min_gap * (1 + self._rng.uniform(0, self._jitter))
-                self._next_send_at[conversation_id] = loop.time() + gap
+            except Exception:  # the ledger, most likely (a full disk): try again later
+                log.exception("WeChat: could not send the queue of %s", conversation_id)
+                wait = self._recheck
+            if wait is None:
+                return
+            if wait > 0:
+                await self._doze(wakeup, wait)
 
-    def _take_daily_slot(self, conversation_id: str) -> bool:
-        today = datetime.now(UTC).date()
-        day, count = self._sent_today.get(conversation_id, (today, 0))
-        if day != today:
-            count = 0
-        if count >= self._daily_cap:
-            if (conversation_id, today) not in self._cap_warned:  # once a day, not per reply
-                self._cap_warned.add((conversation_id, today))
-                log.warning(
-                    "WeChat: daily cap of %d messages reached in %s; dropping until 00:00 UTC",
-                    self._daily_cap,
-                    conversation_id,
-                )
-            return False
-        self._sent_today[conversation_id] = (today, count + 1)
-        return True
+    async def _send_next(self, conversation_id: str) -> float | None:
+        """Send what is due in the conversation: 0 when something went (or failed) and the
+        queue goes on, how long to wait when what is queued is not due yet, None when the
+        queue is empty."""
+        now = self._clock()
+        queued = expire_stale(
+            self._outbox,
+            self._outbox.queued_replies(PLATFORM, chat_id=conversation_id),
+            now=now,
+            policy=self._policy,
+            where="WeChat",
+            logger=log,
+        )
+        if not queued:
+            return None
+        batch, wait = self._next_batch(queued, now)
+        if not batch:
+            return wait
+        items = _messages(batch)
+        held = self._over_daily_cap(conversation_id, now, len(items))
+        if held is not None:
+            return held
+        loop = asyncio.get_running_loop()
+        try:
+            await self._send_batch(conversation_id, batch, items)
+        finally:
+            gap = self._min_gap * (1 + self._rng.uniform(0, self._jitter))
+            self._next_send_at[conversation_id] = loop.time() + gap
+        return 0.0
+
+    async def _doze(self, wakeup: asyncio.Event, seconds: float) -> None:
+        """Wait `seconds` (at most `recheck_seconds`), or until new replies are queued."""
+        try:
+            async with asyncio.timeout(max(0.0, min(seconds, self._recheck))):
+                await wakeup.wait()
+        except TimeoutError:
+            pass
+
+    def _batchable(self, reply: Reply) -> bool:
+        return self._batch_seconds > 0 and reply.kind == "match" and not reply.private
+
+    def _next_batch(
+        self, queued: list[QueuedReply], now: datetime
+    ) -> tuple[list[QueuedReply], float]:
+        """What goes out next as one message: the oldest reply that is not held for a batch,
+        or every match reply of the room once the oldest of them has waited `batch_seconds`.
+        Nothing (and how long to wait) while the only replies are a batch still gathering."""
+        matches = [q for q in queued if self._batchable(q.reply)]
+        ready_at = matches[0].queued_at + timedelta(seconds=self._batch_seconds) if matches else now
+        for item in queued:
+            if not self._batchable(item.reply):
+                return [item], 0.0
+            if now >= ready_at:
+                return matches, 0.0
+        return [], (ready_at - now).total_seconds()
+
+    def _over_daily_cap(self, conversation_id: str, now: datetime, needed: int) -> float | None:
+        """None when `needed` more messages fit in today's cap (or nothing was sent today);
+        else how long until the day ends, in the desk's time zone."""
+        day, start, end = _day(now, self._zone)
+        used = self._outbox.sent_messages(PLATFORM, conversation_id, since=start, until=end)
+        if used == 0 or used + needed <= self._daily_cap:
+            return None
+        if (conversation_id, day) not in self._cap_warned:  # once a day, not per reply
+            self._cap_warned.add((conversation_id, day))
+            log.warning(
+                "WeChat: daily cap of %d messages reached in %s; the rest wait until 00:00 %s",
+                self._daily_cap,
+                conversation_id,
+                self._zone,
+            )
+        return (end - now).total_seconds()
+
+    async def _send_batch(
+        self, conversation_id: str, batch: list[QueuedReply], items: list[_Outgoing]
+    ) -> None:
+        """Send `items` (the messages of `batch`) and mark every reply of it in one go."""
+        ids = [q.reply.outbox_id for q in batch if q.reply.outbox_id is not None]
+        at_most_once = len(batch) == 1 and batch[0].reply.kind in AT_MOST_ONCE
+        if at_most_once:
+            self._outbox.begin_reply(ids[0], at=self._clock())
+        try:
+            async with asyncio.timeout(self._rpc_timeout):
+                for item in items:
+                    await self._send(item)
+        except asyncio.CancelledError:
+            raise  # a stop: the replies stay queued (begun ones are never sent again)
+        except Exception as error:
+            text = items[0].text if items else ""
+            log.exception("WeChat: could not send to %s: %r", conversation_id, text)
+            self._failed(ids, error, for_good=at_most_once)
+            return
+        for outbox_id in ids:
+            self._failures.pop(outbox_id, None)
+        self._outbox.finish_replies(ids, at=self._clock(), platform_messages=len(items))
+
+    def _failed(self, ids: list[int], error: Exception, *, for_good: bool) -> None:
+        """A send that failed is tried again after the pacing gap, up to `_SEND_ATTEMPTS`
+        times while connected; then (or at once for an at-most-once reply) marked failed."""
+        if not ids:
+            return
+        if self._logged_in.is_set():  # failures while the link is down do not count
+            for outbox_id in ids:
+                self._failures[outbox_id] = self._failures.get(outbox_id, 0) + 1
+        if for_good or self._failures.get(ids[0], 0) >= _SEND_ATTEMPTS:
+            for outbox_id in ids:
+                self._failures.pop(outbox_id, None)
+            note = f"{type(error).__name__}: {error}"[:500]
+            self._outbox.finish_replies(ids, at=self._clock(), status="failed", note=note)
+            log.error("WeChat: gave up on %d repl%s: %s", len(ids), _ies(len(ids)), note)
 
     async def _send(self, item: _Outgoing) -> None:
         bot = self._live_bot()
@@ -658,3 +797,33 @@ def _utc(timestamp: int) -> datetime:
     if timestamp > _MILLISECOND_TIMESTAMPS:
         return datetime.fromtimestamp(timestamp / 1000, tz=UTC)
     return datetime.fromtimestamp(timestamp, tz=UTC)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _day(now: datetime, zone: tzinfo) -> tuple[date, datetime, datetime]:
+    """The day `now` falls on in `zone`, and its start and end in UTC."""
+    day = now.astimezone(zone).date()
+    start = datetime.combine(day, time(0), tzinfo=zone)
+    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
+    return day, start.astimezone(UTC), end.astimezone(UTC)
+
+
+def _messages(batch: Sequence[QueuedReply]) -> list[_Outgoing]:
+    """The WeChat messages that say `batch` (one reply, or a room's match replies together):
+    the texts joined into one, @-mentioning everyone they mention (no one in a private chat;
+    `reply_to_id` is not used: the puppet service API (0.8) cannot quote a message), then
+    each image as a file."""
+    replies = [queued.reply for queued in batch]
+    conversation_id = replies[0].chat_id
+    mentions = dict.fromkeys(m for r in replies if not r.private for m in r.mention_ids)
+    text = "\n\n".join(r.text for r in replies if r.text)
+    items = [_Outgoing(conversation_id, text, tuple(mentions))] if text else []
+    items += [_Outgoing(conversation_id, image=r.image) for r in replies if r.image is not None]
+    return items
+
+
+def _ies(count: int) -> str:
+    return "y" if count == 1 else "ies"

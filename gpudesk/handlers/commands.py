@@ -48,6 +48,9 @@ class DeskSettings:
     commands_per_minute: int = 5
     admins: frozenset[tuple[str, str]] = frozenset()  # (platform, user id)
     watch: WatchPolicy = field(default_factory=WatchPolicy)  # watchlists (issue 10)
+    # A message a crash left unread is answered on start if it is at most this old; older
+    # ones are read silently (`Desk.recover`). 0: never answered.
+    recover_reply_minutes: int = 10
 
     @property
     def zone(self) -> ZoneInfo:
@@ -60,6 +63,10 @@ class DeskSettings:
     @property
     def pulse_window(self) -> timedelta:
         return timedelta(days=self.pulse_days)
+
+    @property
+    def recover_reply_window(self) -> timedelta:
+        return timedelta(minutes=self.recover_reply_minutes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +113,28 @@ def help_(ctx: Context, args: list[str]) -> str:
         alias = next((a for a in command.aliases if not a.isascii()), "")
         alias_text = f" ({alias})" if alias else ""
         lines.append(f"/{command.name}{alias_text}: {say(ctx.lang, f'cmd.{command.name}')}")
+    if ctx.message.is_group:
+        lines.append(_settings_line(ctx))
     lines.append(say(ctx.lang, "help.footer"))
     return "\n".join(lines)
+
+
+def _settings_line(ctx: Context) -> str:
+    """The group's settings, as the admin commands left them (`/lang`, `/pause`, `/scope`,
+    `/digest off`)."""
+    chat = ctx.ledger.chat(ctx.message.platform, ctx.message.chat_id)
+
+    def on_off(on: bool) -> str:
+        return say(ctx.lang, "setting.on" if on else "setting.off")
+
+    return say(
+        ctx.lang,
+        "help.settings",
+        language=say(ctx.lang, f"setting.lang.{chat.language or ctx.settings.language}"),
+        matches=on_off(chat.match_replies and ctx.settings.match_replies),
+        scope=say(ctx.lang, f"setting.scope.{chat.scope}"),
+        digest=on_off(chat.weekly_digest),
+    )
 
 
 def price(ctx: Context, args: list[str]) -> str:
@@ -250,11 +277,25 @@ def scope(ctx: Context, args: list[str]) -> str:
     return say(ctx.lang, f"scope.{choice}")
 
 
-def digest(ctx: Context, args: list[str]) -> list[Reply]:
-    """The weekly digest of the seven days ending now, chart and all (issue 7)."""
+def digest(ctx: Context, args: list[str]) -> str | list[Reply]:
+    """The weekly digest of the seven days ending now, chart and all (issue 7); with `off` or
+    `on` (`周报 关`, `周报 开`), the group's weekly digest switch, kept in the ledger and honoured
+    by the digest scheduler."""
+    if args:
+        switch = _DIGEST_SWITCH.get(args[0].lower()) if len(args) == 1 else None
+        if switch is None:
+            raise UsageError(say(ctx.lang, "error.bad_digest"))
+        ctx.ledger.update_chat(ctx.message.platform, ctx.message.chat_id, weekly_digest=int(switch))
+        return say(ctx.lang, "digest.switch.on" if switch else "digest.switch.off")
     return compose_digest(
         ctx.ledger, ctx.settings, ctx.message.platform, ctx.message.chat_id, now=ctx.now
     )
+
+
+_DIGEST_SWITCH = {
+    **dict.fromkeys(("on", "开", "开启", "打开"), True),
+    **dict.fromkeys(("off", "关", "关闭", "停", "停止"), False),
+}
 
 
 def explain(ctx: Context, args: list[str]) -> str:

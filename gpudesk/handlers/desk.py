@@ -16,9 +16,9 @@ import logging
 import re
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Protocol, TypeAlias
 
 from gpudesk.handlers.commands import (
     COMMANDS,
@@ -37,7 +37,7 @@ from gpudesk.market.message import ChatMessage, Reply
 from gpudesk.market.normalise import gpu_count
 from gpudesk.market.offer import Offer
 from gpudesk.market.parse import parse_offers
-from gpudesk.market.withdrawal import detect_withdrawal
+from gpudesk.market.withdrawal import Withdrawn, detect_withdrawal
 from gpudesk.storage.ledger import Ledger
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,19 @@ def system_clock() -> datetime:
     return datetime.now(UTC)
 
 
+# What the desk reads in a post: its offers and, when it makes none, the deal it ends.
+Reading: TypeAlias = tuple[Sequence[Offer], Withdrawn | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A message of history made ready for `Desk.read_history` without the ledger (so outside
+    its write lock): cleaned, and read unless it is a command or too long to read."""
+
+    message: ChatMessage
+    reading: Reading | None
+
+
 class Desk:
     """The trading desk behind every adapter. Synchronous: each call commits before it returns."""
 
@@ -90,6 +103,8 @@ class Desk:
         # Messages `handle` could not read (logged, kept unread for `recover()`): an import
         # counts its problems by it, since history gets no error replies.
         self.failed = 0
+        # Answers `recover()` owes on platforms without an outbox: the adapter sends them.
+        self.recovered_replies: list[Reply] = []
 
     # -- the entry point --------------------------------------------------------------------
 
@@ -128,22 +143,98 @@ class Desk:
     def recover(self) -> int:
         """Read what a crash left stored but unread; returns how many messages it read.
 
+        A live message sent at most `settings.recover_reply_window` ago (10 minutes) is read
+        as it would have been live: a command is answered, a new offer announced to its
+        counterparties and watchers. It keeps what the platform said when it came: its chat,
+        group or private, and the admin check made then. A stored positive check is trusted
+        (the adapter asked the platform); no check is made now, so recovery never makes anyone
+        an admin who was not one when they spoke. Older messages, and imported ones, are read
+        silently, as history (their commands are not run). The replies go where live ones go,
+        queued in the outbox with the handled mark on `outbox_platforms` (set it before
+        calling), else kept in `recovered_replies` for the adapter to send. A message that
+        fails again stays unread, logged, and does not stop the start.
+
         Run on start, it also builds the market state that `/price` and `/market` read
         (`Ledger.week_pulses`): seconds for a million posts, better spent before the first
         question than in answering it."""
-        pending = self.ledger.unhandled_messages()
-        for message_row, message in pending:
-            with self.ledger.transaction():
-                self._act(message_row, message, self.clock(), edited=message.edited)
-                self.ledger.mark_handled(message_row)
+        window = self.settings.recover_reply_window
+        read = 0
+        for message_row, message in self.ledger.unhandled_messages():
+            now = self.clock()
+            if message.announce and not (window and now - message.sent_at <= window):
+                message = replace(message, announce=False)  # too late to answer: history
+            try:
+                with self.ledger.transaction():
+                    replies = self._act(message_row, message, now, edited=message.edited)
+                    self.ledger.mark_handled(message_row)
+                    replies = self._queue(message_row, replies, now)
+            except Exception:
+                log.exception(
+                    "could not read message %s in %s left by the last run; kept unread",
+                    message.message_id,
+                    message.chat_id,
+                )
+                continue
+            self.recovered_replies.extend(r for r in replies if r.outbox_id is None)
+            read += 1
         self.warm()
-        return len(pending)
+        return read
+
+    def take_recovered_replies(self) -> list[Reply]:
+        """The replies `recover()` made for platforms without an outbox, handed over once."""
+        replies, self.recovered_replies = self.recovered_replies, []
+        return replies
 
     def warm(self) -> None:
         """Build the market state the pulse commands read, if it is not built yet."""
         self.ledger.warm_market(
             now=self.clock(), lifetime=self.settings.offer_lifetime, zone=self.settings.zone
         )
+
+    def read(self, text: str) -> Reading:
+        """The offers a post makes and, when it makes none, the deal it ends ("H100已出，谢谢
+        各位", issue 11)."""
+        offers = self.parse(text)
+        return offers, None if offers else detect_withdrawal(text)
+
+    # -- history in batches (issue 8): `gpudesk import` ---------------------------------------
+
+    def prepare(self, message: ChatMessage) -> Prepared:
+        """`message` ready for `read_history`: cleaned, marked as history, and read, all
+        without the ledger, so an import does it before it takes the write lock."""
+        message = clean(message)
+        if message.announce:
+            message = replace(message, announce=False)
+        text = message.text
+        if find_command(text) is not None or len(text) > MAX_READ_CHARS:
+            return Prepared(message, None)  # `_act` says what becomes of it
+        try:
+            return Prepared(message, self.read(text))
+        except Exception:
+            return Prepared(message, None)  # read again in the batch, which then fails
+
+    def read_history(self, batch: Sequence[Prepared]) -> None:
+        """Store and read a batch of history as `handle` stores and reads each message (kept as
+        imported, read for offers, reposts and withdrawals, never answered), in the caller's
+        transaction and written as one (`Ledger.batched`): no savepoint per message, repost
+        checks from memory. A message that cannot be read raises: the caller rolls the batch
+        back and hands its messages to `handle`, each its own savepoint (`backfill`)."""
+        if not batch:
+            return
+        ledger = self.ledger
+        now = self.clock()  # one time of handling for the batch: it is written at once
+        times = [prepared.message.sent_at for prepared in batch]
+        with ledger.batched(since=min(times), until=max(times)):
+            for prepared in batch:
+                message = prepared.message
+                stored = ledger.store_message(
+                    message, received_at=now, source="import", handled=True
+                )
+                if not (stored.fresh or stored.changed) and stored.handled:
+                    continue  # imported before, or delivered live, and read then
+                self._act(stored.id, message, now, edited=stored.changed, reading=prepared.reading)
+                if not stored.handled:
+                    ledger.mark_handled(stored.id)
 
     def needs_admin(self, text: str) -> bool:
         """Whether `text` is a group-admin command (the adapter then asks the platform)."""
@@ -165,9 +256,16 @@ class Desk:
         return [next(queued) if r.platform in self.outbox_platforms else r for r in replies]
 
     def _act(
-        self, message_row: int, message: ChatMessage, now: datetime, *, edited: bool
+        self,
+        message_row: int,
+        message: ChatMessage,
+        now: datetime,
+        *,
+        edited: bool,
+        reading: Reading | None = None,
     ) -> list[Reply]:
-        """Read a stored message (the caller marks it read, in its transaction)."""
+        """Read a stored message (the caller marks it read, in its transaction); `reading`:
+        what `read` made of its text already (`prepare`)."""
         found = find_command(message.text)
         if found is not None:
             return self._command(message, found, now) if message.announce else []
@@ -178,9 +276,7 @@ class Desk:
                 len(message.text),
             )
             return []
-        offers = self.parse(message.text)
-        # A message with no offers may end a deal ("H100已出，谢谢各位"): issue 11.
-        said = None if offers else detect_withdrawal(message.text)
+        offers, said = self.read(message.text) if reading is None else reading
         kept = False  # a post edited into "已出" keeps what it advertised, and ends it
         if edited:
             self.ledger.drop_offers_of_message(message_row)
@@ -355,12 +451,12 @@ def clean(message: ChatMessage) -> ChatMessage:
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_UNCLEAN = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")  # or lone surrogates
 
 
 def _clean_text(text: str) -> str:
     """`text` itself when it is clean already (the common case: no copy made)."""
-    if _CONTROL.search(text) is None and _SURROGATE.search(text) is None:
+    if _UNCLEAN.search(text) is None:
         return text
     text = text.encode("utf-8", "replace").decode("utf-8")  # lone surrogates become "?"
     return _CONTROL.sub("", text)

@@ -17,6 +17,18 @@ TEXTS: dict[str, dict[Lang, str]] = {
         "en": "gpudesk reads GPU offers posted here and finds counterparties. Commands:",
         "zh": "gpudesk 读取群里的 GPU 买卖信息并撮合对手方。命令：",
     },
+    "help.settings": {
+        "en": "This group: language {language} · match replies {matches} · readings from {scope}"
+        " · weekly digest {digest}.",
+        "zh": "本群设置：语言 {language} · 撮合回复 {matches} · 行情范围 {scope}"
+        " · 每周周报 {digest}。",
+    },
+    "setting.on": {"en": "on", "zh": "开"},
+    "setting.off": {"en": "off", "zh": "关"},
+    "setting.lang.zh": {"en": "Chinese", "zh": "中文"},
+    "setting.lang.en": {"en": "English", "zh": "英文"},
+    "setting.scope.all": {"en": "every group", "zh": "所有群"},
+    "setting.scope.group": {"en": "this group", "zh": "本群"},
     "help.footer": {
         "en": "Post an offer as usual, e.g. “WTS 16x H100 SXM Beijing $2.10/GPU/hr”.",
         "zh": "照常发帖即可，例如「出 H100 8卡 10台 北京 月租7.5w/台」。",
@@ -92,8 +104,9 @@ TEXTS: dict[str, dict[Lang, str]] = {
     # -- answers --------------------------------------------------------------------------
     "lang.set": {"en": "This group now speaks English.", "zh": "本群已切换为中文。"},
     "pause.done": {
-        "en": "Match replies are off in this group. /resume turns them back on.",
-        "zh": "本群已暂停撮合回复，发 /resume 恢复。",
+        "en": "Match replies are off in this group. /resume turns them back on. The weekly"
+        " digest still comes; /digest off stops it.",
+        "zh": "本群已暂停撮合回复，发 /resume 恢复。每周周报照常发送，发 /digest off 关闭。",
     },
     "resume.done": {"en": "Match replies are on again.", "zh": "本群已恢复撮合回复。"},
     "scope.all": {
@@ -222,7 +235,25 @@ TEXTS: dict[str, dict[Lang, str]] = {
     "chat.private": {"en": "a private chat", "zh": "私聊"},
     "value.none": {"en": "n/a", "zh": "无"},
     # -- weekly digest (issue 7) ------------------------------------------------------------
-    "cmd.digest": {"en": "the weekly digest, now (admins)", "zh": "立即发送行情周报 (管理员)"},
+    "cmd.digest": {
+        "en": "the weekly digest, now; /digest off|on stops or restarts it here (admins)",
+        "zh": "立即发送行情周报；周报 关/开 停止或恢复本群每周周报 (管理员)",
+    },
+    "digest.switch.off": {
+        "en": "The weekly digest is off in this group. /digest on turns it back on;"
+        " /digest still shows it any time.",
+        "zh": "本群已关闭每周行情周报，发 /digest on 重新开启；发 /digest 仍可随时查看。",
+    },
+    "digest.switch.on": {
+        "en": "The weekly digest is on in this group.",
+        "zh": "本群已开启每周行情周报。",
+    },
+    "error.bad_digest": {
+        "en": "Send /digest for the digest now, /digest off to stop the weekly digest in this"
+        " group, /digest on to start it again.",
+        "zh": "发 /digest 立即查看周报，发 /digest off（周报 关）关闭本群每周周报，"
+        "发 /digest on（周报 开）重新开启。",
+    },
     "digest.title": {
         "en": "GPU market weekly {week}{scope} · {start} – {end}",
         "zh": "GPU 行情周报 {week}{scope} · {start} – {end}",

@@ -381,9 +381,13 @@ def _history(
 
 
 def week_label(start: datetime, end: datetime, zone: tzinfo) -> str:
-    """The ISO week (in `zone`) holding the middle of `(start, end]`: "2026-W47"."""
-    middle = (start + (end - start) / 2).astimezone(zone)
-    year, week, _ = middle.isocalendar()
+    """The ISO week (in `zone`) holding the middle of `(start, end]`: "2026-W47".
+
+    The middle is taken on the local clock: a window across a daylight-saving change is an
+    hour shorter or longer in UTC, and its UTC middle could fall on the next window's week."""
+    first = start.astimezone(zone).replace(tzinfo=None)
+    last = end.astimezone(zone).replace(tzinfo=None)
+    year, week, _ = (first + (last - first) / 2).isocalendar()
     return f"{year}-W{week:02d}"
 
 

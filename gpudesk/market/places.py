@@ -5,7 +5,8 @@ city-state, 2 a province, state or region, 1 a country) and its aliases in Chine
 districts, parks and neighbouring towns map to the place that contains them (亦庄 is Beijing,
 贵安 is Guiyang, Reykjavik is Iceland). Short upper-case codes (`LA`, `HK`, `TX`) only count
 when written in capitals. `resolve_place()` returns the most specific place a text names:
-`内蒙乌兰察布` is Ulanqab, `Dallas, TX` is Dallas.
+`内蒙乌兰察布` is Ulanqab, `Dallas, TX` is Dallas. `enclosing()` names the places one lies in
+(Ulanqab in Inner Mongolia, Dallas in Texas), so a watch on a region covers its cities.
 """
 
 from __future__ import annotations
@@ -17,7 +18,16 @@ from types import MappingProxyType
 
 import ahocorasick
 
-__all__ = ["ALIASES", "CASED_ALIASES", "PLACES", "RANK", "Place", "resolve_place"]
+__all__ = [
+    "ALIASES",
+    "CASED_ALIASES",
+    "PARENT",
+    "PLACES",
+    "RANK",
+    "Place",
+    "enclosing",
+    "resolve_place",
+]
 
 CITY, REGION, COUNTRY = 3, 2, 1
 
@@ -139,6 +149,29 @@ _GAZETTEER: tuple[Place, ...] = (
     Place("Toronto", CITY, ("toronto", "多伦多")),
 )
 
+# The canonical places that lie in another canonical place (a city in its province or state).
+PARENT: Mapping[str, str] = MappingProxyType(
+    {
+        "Ulanqab": "Inner Mongolia",
+        "Hohhot": "Inner Mongolia",
+        "Ordos": "Inner Mongolia",
+        "Zhongwei": "Ningxia",
+        "Yinchuan": "Ningxia",
+        "Qingyang": "Gansu",
+        "Lanzhou": "Gansu",
+        "Guiyang": "Guizhou",
+        "Urumqi": "Xinjiang",
+        "Chengdu": "Sichuan",
+        "Kunming": "Yunnan",
+        "Dallas": "Texas",
+        "Austin": "Texas",
+        "Houston": "Texas",
+        "Los Angeles": "California",
+        "San Jose": "California",
+        "Ashburn": "Virginia",
+    }
+)
+
 PLACES: tuple[str, ...] = tuple(place.name for place in _GAZETTEER)
 RANK: Mapping[str, int] = MappingProxyType({place.name: place.rank for place in _GAZETTEER})
 ALIASES: Mapping[str, str] = MappingProxyType(
@@ -193,3 +226,11 @@ def resolve_place(text: str) -> str | None:
         if best is None or RANK[name] > RANK[best]:
             best = name
     return best
+
+
+def enclosing(place: str) -> tuple[str, ...]:
+    """`place` and every canonical place it lies in, the most specific first."""
+    chain = [place]
+    while (parent := PARENT.get(chain[-1])) is not None:
+        chain.append(parent)
+    return tuple(chain)

@@ -38,6 +38,7 @@ from gpudesk.market.match import compatible
 from gpudesk.market.normalise import DEFAULT_GPUS_PER_SERVER, Valuation, gpu_count, unit_price
 from gpudesk.market.offer import Currency, Deal, Offer, Side
 from gpudesk.market.parse import parse_offers
+from gpudesk.market.places import enclosing
 
 __all__ = [
     "Delivery",
@@ -142,8 +143,10 @@ def watch_matches(watch: Watch, posted: PostedOffer) -> bool:
         return False
     if watch.scope is not None and (posted.platform, posted.chat_id) != watch.scope:
         return False
-    if watch.place is not None and offer.location != watch.place:
-        return False
+    if watch.place is not None and (
+        offer.location is None or watch.place not in enclosing(offer.location)
+    ):
+        return False  # a watch on a region covers its cities
     if watch.min_gpus is not None and (posted.gpus is None or posted.gpus < watch.min_gpus):
         return False
     if watch.limit is None:
@@ -219,7 +222,7 @@ class WatchBook(Generic[T]):
         offer = posted.offer
         price = posted.unit_price
         ceilings = offer.side is Side.SELL  # sellers meet buyers' ceilings; buyers, floors
-        places = (offer.location, None) if offer.location is not None else (None,)
+        places = (None,) if offer.location is None else (*enclosing(offer.location), None)
         found: list[tuple[int, T]] = []
         for deal in (offer.deal, None):
             for place in places:

@@ -57,7 +57,9 @@ if TYPE_CHECKING:  # the detector pulls in the parser; the ledger needs only the
 
 BUSY_TIMEOUT_SECONDS = 30.0
 CHECKPOINT_PAGES = 1000  # SQLite's default: the log is copied into the file past 4 MiB
-BULK_CHECKPOINT_PAGES = 10_000
+# An import lets the log grow to 200 MiB between copies: each copy syncs the file, and a larger
+# log holds each busy index page once where a smaller one would copy it again and again.
+BULK_CHECKPOINT_PAGES = 50_000
 
 OPEN, WITHDRAWN, FILLED, EXPIRED = "open", "withdrawn", "filled", "expired"
 STATUSES = (OPEN, WITHDRAWN, FILLED, EXPIRED)
@@ -100,6 +102,7 @@ class ChatRecord:
     language: str | None
     match_replies: bool
     scope: str
+    weekly_digest: bool = True  # False after `/digest off`: the scheduler skips the group
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +141,11 @@ _INSERT_OFFER = (
     f"INSERT INTO offers ({_OFFER_FIELDS}, unit_native, unit_currency, unit_price, message,"
     " item, platform, chat_id, poster_id, poster_name, gpus, status, posted_at, seen_at,"
     " seen_count, expires_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+_REFRESH_OFFER = (
+    "UPDATE offers SET seen_at = max(seen_at, ?), expires_at = max(expires_at, ?),"
+    " seen_count = seen_count + ? WHERE id = ?"
 )
 
 _INSERT_ADVERT = (
@@ -183,6 +191,10 @@ class Ledger:
         self._seen_users: set[tuple[str, str]] = set()
         self._sightings: dict[tuple[str, str], tuple[str, str]] = {}
         self._last_units: tuple[Offer, tuple[Decimal | None, str, Decimal | None]] | None = None
+        # -- import (issue 8): the posters' standing offers that batches of history looked at,
+        # kept in memory for the repost check (`batched`); `_batch` while a batch is written.
+        self._offer_book: _Standing | None = None
+        self._batch: _Standing | None = None
         # -- the market as it goes (`week_pulses`): per scope, the state kept in memory, and
         # past weeks' pulses, each with what the ledger held when it was worked out.
         self._markets: dict[tuple[object, ...], _Market] = {}
@@ -278,6 +290,9 @@ class Ledger:
         self._codes.clear()
         self._seen_chats.clear()
         self._seen_users.clear()
+        self._offer_book = None  # import (issue 8): the posters' offers in memory may be gone
+        if self._batch is not None:
+            self._batch.clear()
         for key, market in list(self._markets.items()):
             if market.serial == self._serial:
                 del self._markets[key]
@@ -299,12 +314,14 @@ class Ledger:
         with self._writing():
             conn = self.conn
             received = iso(received_at)
-            # The first delivery is the common case: one statement, no look-up first.
-            row = conn.execute(
+            # The first delivery is the common case: one statement, no look-up first, and no
+            # RETURNING (it costs a third of the insert): a row was added when one changed.
+            cursor = conn.execute(
                 "INSERT INTO messages (platform, chat_id, message_id, sender_id, sender_name,"
                 " poster_id, poster_name, text, sent_at, received_at, reply_to_id, link,"
-                " source, handled) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-                " ON CONFLICT (platform, chat_id, message_id) DO NOTHING RETURNING id",
+                " source, handled, is_group, sender_is_admin)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT (platform, chat_id, message_id) DO NOTHING",
                 (
                     message.platform,
                     message.chat_id,
@@ -320,11 +337,13 @@ class Ledger:
                     message.link,
                     source,
                     int(handled),
+                    int(message.is_group),  # kept for `Desk.recover`: read as it came
+                    int(message.sender_is_admin),
                 ),
-            ).fetchone()
-            if row is not None:
+            )
+            if cursor.rowcount == 1:
                 self._remember_chat_and_user(message, received)
-                return StoredMessage(int(row[0]), True, False, handled)
+                return StoredMessage(int(cursor.lastrowid or 0), True, False, handled)
             message_row, old_text, was_handled = conn.execute(
                 "SELECT id, text, handled FROM messages "
                 "WHERE platform = ? AND chat_id = ? AND message_id = ?",
@@ -343,11 +362,17 @@ class Ledger:
             self.conn.execute("UPDATE messages SET handled = 1 WHERE id = ?", (message_row,))
 
     def unhandled_messages(self) -> list[tuple[int, ChatMessage]]:
-        """Messages stored but not yet read: what a crash left in the inbox, oldest first."""
+        """Messages stored but not yet read: what a crash left in the inbox, oldest first.
+
+        Each comes back as it arrived: its chat's title, whether it was said in a group, the
+        platform's admin check if one was made then (`sender_is_admin`), and `announce` for a
+        live message (False for an imported one). `Desk.recover` decides what to answer."""
         rows = self.conn.execute(
-            "SELECT id, platform, chat_id, message_id, sender_id, sender_name, poster_id,"
-            " poster_name, text, sent_at, reply_to_id, link, edited_at FROM messages"
-            " WHERE handled = 0 ORDER BY id"
+            "SELECT m.id, m.platform, m.chat_id, m.message_id, m.sender_id, m.sender_name,"
+            " m.poster_id, m.poster_name, m.text, m.sent_at, m.reply_to_id, m.link,"
+            " m.edited_at, m.source, m.is_group, m.sender_is_admin, c.title FROM messages m"
+            " LEFT JOIN chats c ON c.platform = m.platform AND c.chat_id = m.chat_id"
+            " WHERE m.handled = 0 ORDER BY m.id"
         ).fetchall()
         return [
             (
@@ -365,7 +390,10 @@ class Ledger:
                     reply_to_id=row[10],
                     link=row[11],
                     edited=row[12] is not None,
-                    announce=False,
+                    announce=(row[13] or "live") == "live",
+                    is_group=row[14] != 0,  # unknown (NULL) is a group: admin commands ask
+                    sender_is_admin=row[15] == 1,  # only a check the platform answered yes
+                    chat_title=row[16],
                 ),
             )
             for row in rows
@@ -433,7 +461,10 @@ class Ledger:
                     iso(expires_at),
                 ),
             )
-        return int(cursor.lastrowid or 0)
+        offer_id = int(cursor.lastrowid or 0)
+        if self._batch is not None:
+            self._batch.add(offer_id, message, offer, gpus, posted, iso(expires_at))
+        return offer_id
 
     def unit_prices(self, offer: Offer) -> tuple[Decimal | None, str, Decimal | None]:
         """The offer's unit price (per GPU-hour for rent, per GPU for sale) in its own
@@ -462,19 +493,34 @@ class Ledger:
 
     def drop_offers_of_message(self, message_row: int) -> int:
         """Forget the offers read from a message (before reading its edited text again)."""
+        self._write_refreshes()
         with self._writing():
             cursor = self.conn.execute("DELETE FROM offers WHERE message = ?", (message_row,))
+        if self._batch is not None:
+            self._batch.clear()
         return cursor.rowcount
 
     def refresh_offer(self, offer_id: int, *, seen_at: datetime, expires_at: datetime) -> None:
         """The poster said it again: keep one offer, move its last sighting and expiry on
-        (never back: an older post read later, from an import, moves neither)."""
+        (never back: an older post read later, from an import, moves neither).
+
+        Within a batch of history (`batched`) the refreshes of an offer are summed up in
+        memory and written once, when the batch ends or something reads them first."""
+        if self._batch is not None:
+            self._batch.refresh(offer_id, iso(seen_at), iso(expires_at))
+            return
         with self._writing():
-            self.conn.execute(
-                "UPDATE offers SET seen_at = max(seen_at, ?), expires_at = max(expires_at, ?),"
-                " seen_count = seen_count + 1 WHERE id = ?",
-                (iso(seen_at), iso(expires_at), offer_id),
+            self.conn.execute(_REFRESH_OFFER, (iso(seen_at), iso(expires_at), 1, offer_id))
+
+    def _write_refreshes(self) -> None:
+        """Write the refreshes a batch of history kept back (`refresh_offer`)."""
+        batch = self._batch
+        if batch is not None and batch.refreshed:
+            self.conn.executemany(
+                _REFRESH_OFFER,
+                [(*seen, offer_id) for offer_id, seen in batch.refreshed.items()],
             )
+            batch.refreshed.clear()
 
     def repost_of(
         self,
@@ -491,8 +537,26 @@ class Ledger:
         variant, memory and GPUs and a unit price within 1%; the oldest such, or None.
 
         One index walk over the poster's offers of that side, deal and model, reading only
-        what the comparison needs (a busy poster has thousands of offers)."""
+        what the comparison needs (a busy poster has thousands of offers). Within a batch of
+        history (`batched`), from the posters' book in memory: the walk is made once per
+        poster and model for the whole import, not once per post."""
         when = iso(at)
+        batch = self._batch
+        if batch is not None and batch.floor <= when <= batch.ceiling:
+            key = (platform, poster_id, offer.gpu, offer.deal.value, offer.side.value)
+            lots = batch.lots.get(key)
+            if lots is None:
+                lots = batch.load(key, self._standing_rows(key, batch.floor, batch.ceiling))
+            for row in lots.get((offer.variant, offer.memory_gb, gpus), ()):
+                # id, posted_at, expires_at, open, then the stated price and its unit price
+                if row[3] and row[2] > when and row[1] <= when:
+                    theirs = row[8]
+                    if theirs is _UNKNOWN:
+                        theirs = row[8] = self._stated_price(offer, *row[4:8])
+                    if same_price(unit_price, theirs):
+                        return int(row[0])
+            return None
+        self._write_refreshes()
         rows = self.conn.execute(
             "SELECT id, price, currency, price_per, gpus_per_server FROM offers"
             " INDEXED BY offers_poster_lot"
@@ -514,40 +578,82 @@ class Ledger:
             ),
         ).fetchall()
         for offer_id, price, currency, per, per_server in rows:
-            if price is None or per is None:
-                theirs = None
-            else:
-                stated = Offer(
-                    side=offer.side,
-                    deal=offer.deal,
-                    gpu=offer.gpu,
-                    gpus_per_server=per_server,
-                    price=Decimal(price),
-                    currency=None if currency is None else Currency(currency),
-                    price_per=PricePer(per),
-                )
-                theirs = self.valuation.unit_price(stated)
-            if same_price(unit_price, theirs):
+            if same_price(unit_price, self._stated_price(offer, price, currency, per, per_server)):
                 return int(offer_id)
         return None
+
+    def _stated_price(
+        self,
+        offer: Offer,
+        price: str | None,
+        currency: str | None,
+        per: str | None,
+        per_server: int | None,
+    ) -> Decimal | None:
+        """The unit price in the desk's currency of a book offer of `offer`'s side, deal and
+        model, from its stored price, currency, basis and GPUs per server."""
+        if price is None or per is None:
+            return None
+        stated = Offer(
+            side=offer.side,
+            deal=offer.deal,
+            gpu=offer.gpu,
+            gpus_per_server=per_server,
+            price=Decimal(price),
+            currency=None if currency is None else Currency(currency),
+            price_per=PricePer(per),
+        )
+        return self.valuation.unit_price(stated)
+
+    def _standing_rows(
+        self, key: tuple[Any, ...], floor: str, ceiling: str
+    ) -> list[tuple[Any, ...]]:
+        """A poster's open offers of one model, deal and side (platform, poster, model, deal,
+        side: `key`) posted by `ceiling` and standing past `floor`, oldest first: what repost
+        checks of posts made between them may find, as `_Standing.load` takes them."""
+        return self.conn.execute(
+            "SELECT id, posted_at, expires_at, 1, price, currency, price_per, gpus_per_server,"
+            " variant, memory_gb, gpus FROM offers INDEXED BY offers_poster_lot"
+            " WHERE platform = ? AND poster_id = ? AND gpu = ? AND deal = ? AND side = ?"
+            " AND status = ? AND expires_at > ? AND posted_at <= ? ORDER BY id",
+            (*key, OPEN, floor, ceiling),
+        ).fetchall()
+
+    def _offers_posted(self, after: str, until: str, floor: str) -> list[tuple[Any, ...]]:
+        """Open offers posted after `after` up to `until` and standing past `floor`, as
+        `_Standing.extend` takes them: `_standing_rows`' columns, then their lot's key."""
+        return self.conn.execute(
+            "SELECT id, posted_at, expires_at, 1, price, currency, price_per, gpus_per_server,"
+            " variant, memory_gb, gpus, platform, poster_id, gpu, deal, side FROM offers"
+            " INDEXED BY idx_offers_posted_at"
+            " WHERE posted_at > ? AND posted_at <= ? AND status = ? AND expires_at > ?"
+            " ORDER BY id",
+            (after, until, OPEN, floor),
+        ).fetchall()
 
     def set_status(self, offer_id: int, status: str, *, now: datetime) -> None:
         if status not in STATUSES:
             raise ValueError(f"unknown offer status {status!r}; one of {', '.join(STATUSES)}")
+        self._write_refreshes()
         with self._writing():
             self.conn.execute(
                 "UPDATE offers SET status = ?, closed_at = ? WHERE id = ?",
                 (status, None if status == OPEN else iso(now), offer_id),
             )
+        if self._batch is not None:
+            self._batch.clear()
 
     def expire(self, *, now: datetime) -> int:
         """Mark open offers past their lifetime as expired; how many there were."""
+        self._write_refreshes()
         with self._writing():
             cursor = self.conn.execute(
                 "UPDATE offers SET status = ?, closed_at = expires_at"
                 " WHERE status = ? AND expires_at <= ?",
                 (EXPIRED, OPEN, iso(now)),
             )
+        if self._batch is not None:
+            self._batch.clear()
         return cursor.rowcount
 
     def offer(self, offer_id: int) -> OfferRecord | None:
@@ -693,20 +799,22 @@ class Ledger:
 
     def chat(self, platform: str, chat_id: str) -> ChatRecord:
         row = self.conn.execute(
-            "SELECT title, language, match_replies, scope FROM chats"
+            "SELECT title, language, match_replies, scope, weekly_digest FROM chats"
             " WHERE platform = ? AND chat_id = ?",
             (platform, chat_id),
         ).fetchone()
         if row is None:
             return ChatRecord(platform, chat_id, None, None, True, "all")
-        return ChatRecord(platform, chat_id, row[0], row[1], bool(row[2]), row[3] or "all")
+        return ChatRecord(
+            platform, chat_id, row[0], row[1], bool(row[2]), row[3] or "all", row[4] != 0
+        )
 
     def chats(self) -> list[ChatRecord]:
         rows = self.conn.execute("SELECT platform, chat_id FROM chats ORDER BY platform, chat_id")
         return [self.chat(platform, chat_id) for platform, chat_id in rows.fetchall()]
 
     def update_chat(self, platform: str, chat_id: str, **values: Any) -> None:
-        allowed = {"title", "language", "match_replies", "scope"}
+        allowed = {"title", "language", "match_replies", "scope", "weekly_digest"}
         unknown = set(values) - allowed
         if unknown:
             raise ValueError(f"unknown chat settings {sorted(unknown)}; allowed {sorted(allowed)}")
@@ -885,12 +993,56 @@ class Ledger:
     @contextmanager
     def bulk(self) -> Iterator[None]:
         """A long run of writes (an import): the write-ahead log is copied into the file in
-        fewer, larger steps (each one syncs the file)."""
+        fewer, larger steps (each one syncs the file), and at the end copied in whole and
+        emptied, so that it does not stay at its largest (it waits for a writer under way)."""
         self.conn.execute(f"PRAGMA wal_autocheckpoint = {BULK_CHECKPOINT_PAGES}")
         try:
             yield
         finally:
             self.conn.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
+        if not self._depth:
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+    @contextmanager
+    def batched(self, *, since: datetime, until: datetime) -> Iterator[None]:
+        """A batch of history written in one go, inside the caller's write transaction
+        (`Desk.read_history`): no savepoint per message (each costs a copy of every page it
+        touches), and the posters' standing offers kept in memory for the repost checks of
+        posts made from `since` to `until`. A write that fails inside spoils the batch: the
+        caller rolls the whole transaction back (it raises here if the failure was swallowed).
+
+        The book in memory is kept up to date by the ledger's own writes and carried from one
+        batch to the next while nothing else wrote: no other connection (SQLite's
+        `data_version`) and no other transaction on this one. A later batch adds the offers
+        posted since the last one's end; one that goes back in time (the next chat of an
+        export) or follows another writer reads it afresh."""
+        if not self._depth:
+            raise LedgerError("a batch is written inside a transaction (Ledger.transaction)")
+        floor, ceiling = iso(since), iso(until)
+        version = self.conn.execute("PRAGMA data_version").fetchone()[0]
+        book = self._offer_book
+        if (
+            book is None
+            or book.version != version
+            or book.serial != self._serial - 1
+            or floor < book.floor
+        ):
+            book = self._offer_book = _Standing(floor, ceiling)
+        else:
+            if ceiling > book.ceiling:
+                book.extend(ceiling, self._offers_posted(book.ceiling, ceiling, book.floor))
+            book.move_on(floor)
+        book.version, book.spoiled = version, False
+        self._batch = book
+        try:
+            yield
+            self._write_refreshes()
+        finally:
+            self._batch = None
+        if book.spoiled:
+            self._offer_book = None
+            raise LedgerError("a write in this batch failed: roll the batch back")
+        book.serial = self._serial  # good for the next batch, if it comes right after this one
 
     def checkpoint(self) -> None:
         """Copy what the write-ahead log holds into the main file, so that a reader that
@@ -992,6 +1144,7 @@ class Ledger:
         itself; closing the book's offers here only keeps matching from offering sold stock.
         """
         reply = reply_to_id or message.reply_to_id
+        self._write_refreshes()  # the book offers it reads must be as they are
         with self._writing():
             cursor = self.conn.execute(
                 "INSERT INTO withdrawals (message, kind, platform, chat_id, poster_id, at, at_us,"
@@ -1671,6 +1824,8 @@ class Ledger:
                 "UPDATE offers SET status = ?, closed_at = ? WHERE id = ? AND status = ?",
                 (WITHDRAWN, iso(at), offer_id, OPEN),
             )
+            if self._batch is not None:
+                self._batch.close(offer_id)
 
     # -- outbox (issue 9): replies owed, queued with the message they answer ----------------
 
@@ -1705,28 +1860,39 @@ class Ledger:
 
     def unsent_replies(self, platform: str) -> list[Reply]:
         """Replies on `platform` still queued (a crash or a stop came first), oldest first."""
+        return [queued.reply for queued in self.queued_replies(platform)]
+
+    def queued_replies(self, platform: str, *, chat_id: str | None = None) -> list[QueuedReply]:
+        """Replies on `platform` still queued, oldest first, with the time each was queued:
+        all of them, or those to `chat_id` (one room's queue, as WeChat's sender reads it)."""
         # A reply can only quote a message of its own chat: a private answer to a group
         # message comes back unthreaded.
-        rows = self.conn.execute(
+        sql = (
             "SELECT o.id, o.chat_id, o.text, CASE WHEN m.chat_id IS NULL OR m.chat_id = o.chat_id"
-            " THEN o.reply_to_id END, o.private, o.mention_ids, o.kind, o.image, o.fallback_chat_id"
-            " FROM outbox o"
+            " THEN o.reply_to_id END, o.private, o.mention_ids, o.kind, o.image,"
+            " o.fallback_chat_id, o.queued_at FROM outbox o"
             " LEFT JOIN messages m ON m.id = o.message WHERE o.platform = ? AND o.status = ?"
-            " ORDER BY o.id",
-            (platform, OUTBOX_QUEUED),
-        ).fetchall()
+        )
+        arguments: tuple[str, ...] = (platform, OUTBOX_QUEUED)
+        if chat_id is not None:
+            sql += " AND o.chat_id = ?"
+            arguments += (chat_id,)
+        rows = self.conn.execute(sql + " ORDER BY o.id", arguments).fetchall()
         return [
-            Reply(
-                platform=platform,
-                chat_id=row[1],
-                text=row[2],
-                reply_to_id=row[3],
-                private=bool(row[4]),
-                mention_ids=tuple(json.loads(row[5])),
-                kind=row[6],
-                image=row[7],
-                fallback_chat_id=row[8],
-                outbox_id=row[0],
+            QueuedReply(
+                Reply(
+                    platform=platform,
+                    chat_id=row[1],
+                    text=row[2],
+                    reply_to_id=row[3],
+                    private=bool(row[4]),
+                    mention_ids=tuple(json.loads(row[5])),
+                    kind=row[6],
+                    image=row[7],
+                    fallback_chat_id=row[8],
+                    outbox_id=row[0],
+                ),
+                from_iso(row[9]),
             )
             for row in rows
         ]
@@ -1745,18 +1911,72 @@ class Ledger:
     ) -> None:
         """The adapter is done with a reply: `sent`, or `failed` (refused for good; `note`
         says why). A reply still queued is sent again on the next start."""
+        self.finish_replies([outbox_id], at=at, status=status, note=note)
+
+    def finish_replies(
+        self,
+        outbox_ids: Sequence[int],
+        *,
+        at: datetime,
+        status: str = "sent",
+        note: str | None = None,
+        platform_messages: int | None = None,
+    ) -> None:
+        """`finish_reply` for several replies in one transaction: the match replies WeChat
+        batched into one message are all sent, or none is. `platform_messages`: how many
+        platform messages their sending took (a daily cap counts them; `sent_messages`),
+        written on the first reply, 0 on the others; None: one each."""
         if status not in (OUTBOX_SENT, OUTBOX_FAILED):
             raise ValueError(f"outbox status {status!r}; one of {OUTBOX_SENT}, {OUTBOX_FAILED}")
+        counts = [platform_messages] + [0 if platform_messages is not None else None] * (
+            len(outbox_ids) - 1
+        )
         with self._writing():
-            self.conn.execute(
-                "UPDATE outbox SET status = ?, finished_at = ?, note = ? WHERE id = ?",
-                (status, iso(at), note, outbox_id),
+            self.conn.executemany(
+                "UPDATE outbox SET status = ?, finished_at = ?, note = ?, platform_messages = ?"
+                " WHERE id = ?",
+                [
+                    (status, iso(at), note, count, outbox_id)
+                    for outbox_id, count in zip(outbox_ids, counts, strict=True)
+                ],
             )
 
+    def expire_replies(self, outbox_ids: Sequence[int], *, at: datetime, note: str) -> int:
+        """Mark queued replies `expired`: too old to send after an outage. They are kept, with
+        `note` saying why, never sent. Returns how many were still queued."""
+        with self._writing():
+            return self.conn.executemany(
+                "UPDATE outbox SET status = ?, finished_at = ?, note = ?"
+                " WHERE id = ? AND status = ?",
+                [(OUTBOX_EXPIRED, iso(at), note, id_, OUTBOX_QUEUED) for id_ in outbox_ids],
+            ).rowcount
+
+    def sent_messages(
+        self, platform: str, chat_id: str, *, since: datetime, until: datetime
+    ) -> int:
+        """Platform messages sent to `chat_id` from `since` up to `until`, counted from the
+        outbox's sent rows (and those begun at most once): what a daily cap has used."""
+        row = self.conn.execute(
+            "SELECT total(coalesce(platform_messages, 1)) FROM outbox"
+            " WHERE platform = ? AND chat_id = ? AND status IN ('sent', 'sending')"
+            " AND finished_at >= ? AND finished_at < ?",
+            (platform, chat_id, iso(since), iso(until)),
+        ).fetchone()
+        return int(row[0])
+
+    def prune_replies(self, *, finished_before: datetime) -> int:
+        """Delete the replies sent (or begun at most once) before `finished_before`; queued,
+        failed and expired ones stay. Returns how many went."""
+        with self._writing():
+            return self.conn.execute(
+                "DELETE FROM outbox WHERE status IN (?, ?) AND finished_at < ?",
+                (OUTBOX_SENT, OUTBOX_SENDING, iso(finished_before)),
+            ).rowcount
+
     def outbox_counts(self) -> dict[str, int]:
-        """How many replies are queued, sent and failed."""
+        """How many replies are queued, being sent (at most once), sent, failed and expired."""
         rows = self.conn.execute("SELECT status, count(*) FROM outbox GROUP BY status")
-        counts = dict.fromkeys((OUTBOX_QUEUED, OUTBOX_SENDING, OUTBOX_SENT, OUTBOX_FAILED), 0)
+        counts = dict.fromkeys(OUTBOX_STATUSES, 0)
         counts.update({status: int(n) for status, n in rows.fetchall()})
         return counts
 
@@ -2090,6 +2310,128 @@ class Ledger:
         )
 
 
+_UNKNOWN: Any = object()  # a unit price not worked out yet
+
+
+class _Standing:
+    """Posters' open offers, as batches of history read them (`Ledger.batched`).
+
+    `lots` maps (platform, poster, model, deal, side) to that poster's offers of it posted by
+    `ceiling` and standing past `floor`, by (variant, memory, GPUs), oldest first (and those
+    the batches added since), each `[id, posted_at, expires_at,
+    open, price, currency, per, GPUs per server, unit price or _UNKNOWN]` as
+    `Ledger.repost_of` reads them; `rows` finds them by id. Read a poster's model at a time,
+    then kept up to date by the ledger's writes (a new offer, a refresh, a withdrawal); a
+    write it cannot follow (an offer deleted, a status set) clears it, to be read again."""
+
+    __slots__ = (
+        "ceiling", "floor", "kept", "lots", "refreshed", "rows", "serial", "spoiled", "version"
+    )  # fmt: skip
+
+    def __init__(self, floor: str, ceiling: str):
+        self.floor = floor
+        self.ceiling = ceiling
+        self.lots: dict[tuple[Any, ...], dict[tuple[Any, ...], list[list[Any]]]] = {}
+        self.rows: dict[int, list[Any]] = {}
+        # offer id -> [latest sighting, latest expiry, sightings]: refreshes not written yet
+        self.refreshed: dict[int, list[Any]] = {}
+        self.kept = 0  # rows after the last pruning
+        self.version = self.serial = -1
+        self.spoiled = False
+
+    def load(
+        self, key: tuple[Any, ...], rows: Iterable[Sequence[Any]]
+    ) -> dict[tuple[Any, ...], list[list[Any]]]:
+        """Take `Ledger._standing_rows(key)`: the row, then variant, memory and GPUs."""
+        lots: dict[tuple[Any, ...], list[list[Any]]] = {}
+        for found in rows:
+            row = [*found[:8], _UNKNOWN]
+            lots.setdefault(tuple(found[8:]), []).append(row)
+            self.rows[row[0]] = row
+        self.lots[key] = lots
+        return lots
+
+    def add(
+        self,
+        offer_id: int,
+        message: ChatMessage,
+        offer: Offer,
+        gpus: int | None,
+        posted_at: str,
+        expires_at: str,
+    ) -> None:
+        key = (message.platform, message.poster_id, offer.gpu, offer.deal.value, offer.side.value)
+        lots = self.lots.get(key)
+        if lots is None:
+            return  # not read yet: it will be, with this offer
+        price, currency, per = offer.price, offer.currency, offer.price_per
+        row = [
+            offer_id,
+            posted_at,
+            expires_at,
+            True,
+            None if price is None else str(price),
+            None if currency is None else currency.value,
+            None if per is None else per.value,
+            offer.gpus_per_server,
+            _UNKNOWN,
+        ]
+        # the newest id: each list stays in id order
+        lots.setdefault((offer.variant, offer.memory_gb, gpus), []).append(row)
+        self.rows[offer_id] = row
+
+    def refresh(self, offer_id: int, seen_at: str, expires_at: str) -> None:
+        kept = self.refreshed.get(offer_id)
+        if kept is None:
+            self.refreshed[offer_id] = [seen_at, expires_at, 1]
+        else:
+            kept[0], kept[1], kept[2] = max(kept[0], seen_at), max(kept[1], expires_at), kept[2] + 1
+        row = self.rows.get(offer_id)
+        if row is not None and expires_at > row[2]:
+            row[2] = expires_at
+
+    def close(self, offer_id: int) -> None:
+        row = self.rows.get(offer_id)
+        if row is not None:
+            row[3] = False
+
+    def extend(self, ceiling: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Take the offers posted up to `ceiling` since the last one (`Ledger._offers_posted`):
+        another chat's, or another writer's; those it has already, and those of lots not read
+        yet (read whole when first asked), it leaves."""
+        self.ceiling = ceiling
+        for found in rows:
+            lots = self.lots.get(tuple(found[11:]))
+            if lots is None or found[0] in self.rows:
+                continue
+            row = [*found[:8], _UNKNOWN]
+            bisect.insort(lots.setdefault(tuple(found[8:11]), []), row, key=itemgetter(0))
+            self.rows[row[0]] = row
+
+    def move_on(self, floor: str) -> None:
+        """A later batch, from `floor` on: forget what stood no longer then, once the book has
+        doubled since it last did (so that it stays the size of what stands)."""
+        if len(self.rows) < 2 * self.kept + 10_000:
+            return
+        self.floor = floor
+        for lots in self.lots.values():
+            for variant, rows in list(lots.items()):
+                standing = [row for row in rows if row[2] > floor]
+                if standing:
+                    lots[variant] = standing
+                else:
+                    del lots[variant]
+        self.rows = {row[0]: row for lots in self.lots.values() for rows in lots.values()
+                     for row in rows}  # fmt: skip
+        self.kept = len(self.rows)
+
+    def clear(self) -> None:
+        self.lots.clear()
+        self.rows.clear()
+        self.refreshed.clear()  # written before by whoever keeps them, or rolled back
+        self.kept = 0
+
+
 class _Transaction:
     """`Ledger.transaction()`: BEGIN IMMEDIATE ... COMMIT, or a SAVEPOINT when nested (a plain
     class: the desk opens several per message, and a generator-based one costs more)."""
@@ -2104,7 +2446,8 @@ class _Transaction:
     def __enter__(self) -> None:
         ledger = self.ledger
         if ledger._depth:
-            if self.savepoint:
+            # -- import (issue 8): none inside a batch of history, which fails as a whole
+            if self.savepoint and ledger._batch is None:
                 self.name = f"sp{ledger._depth}"
                 ledger.conn.execute(f"SAVEPOINT {self.name}")
             ledger._depth += 1
@@ -2124,6 +2467,8 @@ class _Transaction:
                 conn.execute(f"RELEASE {self.name}")
             if kind is not None:
                 ledger._forget_written()
+                if ledger._batch is not None:
+                    ledger._batch.spoiled = True  # nothing to roll back to: the batch must go
             return
         try:
             if kind is None:
@@ -2269,6 +2614,16 @@ class ListingPost:
 
 OUTBOX_QUEUED, OUTBOX_SENT, OUTBOX_FAILED = "queued", "sent", "failed"
 OUTBOX_SENDING = "sending"  # at-most-once replies between their send and its mark
+OUTBOX_EXPIRED = "expired"  # too old to send after an outage: kept, never sent
+OUTBOX_STATUSES = (OUTBOX_QUEUED, OUTBOX_SENDING, OUTBOX_SENT, OUTBOX_FAILED, OUTBOX_EXPIRED)
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedReply:
+    """A reply waiting in the outbox, and when it was queued (UTC)."""
+
+    reply: Reply
+    queued_at: datetime
 
 
 # -- watches (issue 10) ----------------------------------------------------------------------------

@@ -551,3 +551,40 @@ def m_desk_at_scale(db: Database) -> None:
             " INSERT INTO listing_changes (at_us)"
             " VALUES (coalesce(min(OLD.at_us, NEW.at_us), 0)); END"
         )
+
+
+@MIGRATIONS(name="m_recover_message_flags")
+def m_recover_message_flags(db: Database) -> None:
+    """What the platform said about a message, kept with it, so that one a crash left unread is
+    read on start as it would have been live (`Desk.recover`): `is_group` (a group, not a
+    private chat) and `sender_is_admin` (the platform's positive admin check, asked only for
+    admin commands). Rows from before get the safe values: a group, and no admin."""
+    db.execute("ALTER TABLE messages ADD COLUMN is_group INTEGER NOT NULL DEFAULT 1")
+    db.execute("ALTER TABLE messages ADD COLUMN sender_is_admin INTEGER NOT NULL DEFAULT 0")
+
+
+@MIGRATIONS(name="m_digest_switch_chats")
+def m_digest_switch_chats(db: Database) -> None:
+    """A group's weekly digest switch (`/digest off`, `/digest on`): on unless a group turned it
+    off; the digest scheduler skips a group with it off."""
+    db.execute("ALTER TABLE chats ADD COLUMN weekly_digest INTEGER NOT NULL DEFAULT 1")
+
+
+@MIGRATIONS(name="m_outbox_wechat_cap")
+def m_outbox_wechat_cap(db: Database) -> None:
+    """WeChat sends from the outbox too (issue 9), paced per room and capped per room a day.
+
+    `platform_messages`: how many platform messages a reply's sending took, which the daily cap
+    counts (a text and its chart are two; the match replies batched into one message count one,
+    on the first of them, 0 on the rest; NULL: one). `outbox_queued_chat` finds a room's queue,
+    `outbox_sent_chat` a room's sent messages of a day. A reply too old to send after an outage
+    is marked `expired` (status), kept, not sent.
+    """
+    db.execute("ALTER TABLE outbox ADD COLUMN platform_messages INTEGER")
+    db.execute(
+        "CREATE INDEX outbox_queued_chat ON outbox (platform, chat_id, id) WHERE status = 'queued'"
+    )
+    db.execute(
+        "CREATE INDEX outbox_sent_chat ON outbox (platform, chat_id, finished_at)"
+        " WHERE status IN ('sent', 'sending')"
+    )
