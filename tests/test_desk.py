@@ -38,6 +38,16 @@ def test_a_matching_offer_from_another_member_gets_a_threaded_reply(chat: Chat) 
     assert "2 h ago" in reply.text
 
 
+def test_places_read_in_the_groups_language(chat: Chat) -> None:
+    chat.post("alice", SELL)
+    [english] = chat.send("bob", BUY_CHEAP)
+    assert "Beijing" in english.text
+    chat.post("admin", "/lang zh", sender_is_admin=True)
+    chat.post("carol", "出 H100 8卡 3台 北京 月租7w/台")
+    [chinese] = chat.send("dave", "收 H100 8卡 2台 乌兰察布 月租8w/台")
+    assert "北京" in chinese.text and "乌兰察布" in chinese.text and "Beijing" not in chinese.text
+
+
 def test_price_incompatible_offers_do_not_match(chat: Chat) -> None:
     chat.post("alice", SELL)
     assert chat.post("bob", BUY_LOW) == ""

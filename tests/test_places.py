@@ -10,6 +10,7 @@ import pytest
 from gpudesk.market.places import (
     ALIASES,
     CASED_ALIASES,
+    CHINESE_NAMES,
     PARENT,
     PLACES,
     RANK,
@@ -112,3 +113,13 @@ def test_enclosing_lists_a_place_then_what_contains_it() -> None:
     assert enclosing("Ulanqab") == ("Ulanqab", "Inner Mongolia")
     assert enclosing("Dallas") == ("Dallas", "Texas")
     assert enclosing("Beijing") == ("Beijing",)
+
+
+def test_every_place_has_a_chinese_name_for_chinese_groups() -> None:
+    assert set(CHINESE_NAMES) == set(PLACES)
+    assert all(not name.isascii() for name in CHINESE_NAMES.values())
+    assert (CHINESE_NAMES["Ulanqab"], CHINESE_NAMES["Hong Kong"], CHINESE_NAMES["Dallas"]) == (
+        "乌兰察布",
+        "香港",
+        "达拉斯",
+    )

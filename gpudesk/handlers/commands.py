@@ -571,7 +571,7 @@ def _book_line(ctx: Context, record: OfferRecord) -> str:
         id=posted.id,
         price=price_text,
         qty=fmt.quantity(posted.offer, ctx.lang),
-        place=posted.offer.location or say(ctx.lang, "place.unknown"),
+        place=fmt.place(posted.offer.location, ctx.lang),
         name=posted.poster_name or posted.poster_id,
     )
 

@@ -238,7 +238,7 @@ def _offer_line(notable: Notable, digest: Digest, lang: str) -> str:
         deal=say(lang, f"deal.{offer.deal.value}"),
         price=_listing_price(notable, digest, lang),
         qty=fmt.quantity(offer, lang),
-        place=offer.location or say(lang, "place.unknown"),
+        place=fmt.place(offer.location, lang),
         name=mask_personal(notable.name),
     )
 
@@ -254,7 +254,7 @@ def _lot_line(notable: Notable, digest: Digest, lang: str) -> str:
         deal=say(lang, f"deal.{offer.deal.value}"),
         qty=say(lang, "qty.gpus", n=notable.gpus),
         price=_listing_price(notable, digest, lang),
-        place=offer.location or say(lang, "place.unknown"),
+        place=fmt.place(offer.location, lang),
         name=mask_personal(notable.name),
     )
 

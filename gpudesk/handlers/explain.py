@@ -199,7 +199,7 @@ class _Writer:
                 n=number,
                 name=original.poster_name if original else listing.party[1],
                 qty=qty,
-                place=listing.place or say(lang, "place.unknown"),
+                place=fmt.place(listing.place, lang),
                 price=price,
                 counted=counted,
             ),

@@ -12,6 +12,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from gpudesk.handlers.texts import say
 from gpudesk.market.normalise import Unit
 from gpudesk.market.offer import Currency, Offer, QuantityUnit
+from gpudesk.market.places import CHINESE_NAMES
 
 SYMBOLS = {Currency.CNY: "¥", Currency.USD: "$"}
 
@@ -72,9 +73,16 @@ def summary(offer: Offer, lang: str) -> str:
         f"{say(lang, f'side.{offer.side.value}')} {model} {say(lang, f'deal.{offer.deal.value}')}",
         quantity(offer, lang),
         stated_price(offer, lang),
-        offer.location or say(lang, "place.unknown"),
+        place(offer.location, lang),
     ]
     return " · ".join(parts)
+
+
+def place(name: str | None, lang: str) -> str:
+    """A canonical place as the group reads it (`Beijing`, `北京`); a note when none is named."""
+    if name is None:
+        return say(lang, "place.unknown")
+    return CHINESE_NAMES.get(name, name) if lang == "zh" else name
 
 
 def ago(then: datetime, now: datetime, lang: str) -> str:

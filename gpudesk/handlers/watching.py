@@ -330,7 +330,7 @@ def describe(watch: Watch, lang: str, ledger: Ledger | None = None) -> str:
         ceiling = "watch.at_most" if watch.side.value == "sell" else "watch.at_least"
         parts.append(say(lang, ceiling, price=price))
     if watch.place is not None:
-        parts.append(watch.place)
+        parts.append(fmt.place(watch.place, lang))
     if watch.min_gpus is not None:
         parts.append(say(lang, "watch.min_gpus", n=watch.min_gpus))
     if watch.scope is not None:

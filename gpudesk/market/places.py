@@ -21,6 +21,7 @@ import ahocorasick
 __all__ = [
     "ALIASES",
     "CASED_ALIASES",
+    "CHINESE_NAMES",
     "PARENT",
     "PLACES",
     "RANK",
@@ -173,6 +174,13 @@ PARENT: Mapping[str, str] = MappingProxyType(
 )
 
 PLACES: tuple[str, ...] = tuple(place.name for place in _GAZETTEER)
+# How a Chinese group reads each place: its first alias in Chinese (北京, 乌兰察布, 达拉斯).
+CHINESE_NAMES: Mapping[str, str] = MappingProxyType(
+    {
+        place.name: next(alias for alias in place.aliases if not alias.isascii())
+        for place in _GAZETTEER
+    }
+)
 RANK: Mapping[str, int] = MappingProxyType({place.name: place.rank for place in _GAZETTEER})
 ALIASES: Mapping[str, str] = MappingProxyType(
     {alias: place.name for place in _GAZETTEER for alias in place.aliases}
