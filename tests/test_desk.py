@@ -48,6 +48,21 @@ def test_places_read_in_the_groups_language(chat: Chat) -> None:
     assert "北京" in chinese.text and "乌兰察布" in chinese.text and "Beijing" not in chinese.text
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["WTS 16x H100 SXM Frankfurt €1.85/GPU/hr", "出 H100 8卡 2台 香港 月租 HK$ 6万/台"],
+)
+def test_a_price_in_another_currency_is_booked_unpriced(
+    chat: Chat, ledger: Ledger, text: str
+) -> None:
+    """Read as yuan, €1.85 an hour would be the cheapest H100 in the market."""
+    chat.post("alice", text)
+    [record] = ledger.open_offers(now=chat.clock())
+    assert record.posted.offer.gpu == "H100" and record.posted.offer.price is None
+    assert record.posted.unit_price is None
+    assert "1.85" not in chat.post("bob", "/book H100 rent")
+
+
 def test_price_incompatible_offers_do_not_match(chat: Chat) -> None:
     chat.post("alice", SELL)
     assert chat.post("bob", BUY_LOW) == ""

@@ -36,7 +36,7 @@ from gpudesk.market.book import PostedOffer
 from gpudesk.market.message import ChatMessage, Reply
 from gpudesk.market.normalise import gpu_count
 from gpudesk.market.offer import Offer
-from gpudesk.market.parse import parse_offers
+from gpudesk.market.parse import names_foreign_money, parse_offers
 from gpudesk.market.withdrawal import Withdrawn, detect_withdrawal
 from gpudesk.storage.ledger import Ledger
 
@@ -195,6 +195,14 @@ class Desk:
         """The offers a post makes and, when it makes none, the deal it ends ("H100已出，谢谢
         各位", issue 11)."""
         offers = self.parse(text)
+        if any(o.price is not None and o.currency is None for o in offers) and (
+            names_foreign_money(text)
+        ):
+            # A price in euros or Hong Kong dollars has no contract currency: booked unpriced,
+            # rather than read as the group's own money in medians, matches and alerts.
+            offers = [
+                replace(o, price=None, price_per=None) if o.currency is None else o for o in offers
+            ]
         return offers, None if offers else detect_withdrawal(text)
 
     # -- history in batches (issue 8): `gpudesk import` ---------------------------------------

@@ -24,7 +24,11 @@ works in a few passes over one normalised copy of the text (NFKC, lower case):
    period, and intent, deal, place and currency come from the item, else its frame, else the
    whole message.
 
-Questions, news, gossip, market talk, vouchers, rules and finished deals give no offers.
+Questions, news, gossip, market talk, vouchers, rules and finished deals give no offers, and
+neither does a count with no intent word and no price ("Our 32 H100 just went live"). What the
+contract has no value for is left null and the rest kept: a price by the day or the week has no
+`price_per`, one in another currency (€, £, HK$, S$) no `currency`, and the price of a whole lot
+of several units ("打包价 1.2亿", "$3.1M total") no `price_per`.
 
 Installed with `make install`, this module is compiled to C by mypyc (setup.py) and Python
 imports the compiled module in its place; uncompiled, it is the same parser in plain Python. So
@@ -48,7 +52,7 @@ from gpudesk.market import catalog, places
 from gpudesk.market.catalog import ASCII_ALNUM, ASCII_ALPHA, ModelQuery
 from gpudesk.market.offer import Currency, Deal, Offer, PricePer, QuantityUnit, Side
 
-__all__ = ["parse_offers"]
+__all__ = ["names_foreign_money", "parse_offers"]
 
 # Longer texts are not chat posts (Telegram caps a message at 4,096 characters); reading only
 # this much keeps the worst case bounded.
@@ -106,6 +110,10 @@ class _Cue:
     value: Any = None  # model query, variant, place, number, currency
     hints: bool = False  # says something about the number after it (set when the table is built)
     vetoes: bool = False  # can veto a count after it ("IB 400G", "min order 8"): set likewise
+    total: bool = False  # "打包价", "total": the price after it is for everything counted
+    needs_object: bool = False  # "有": an intent only when its clause names a model or a number
+    subject: bool = False  # "needs": right after a model name, the model is its subject
+    asks_price: bool = False  # a question about the price ("什么价", "how much")
 
 
 def _words(spellings: str) -> tuple[str, ...]:
@@ -132,7 +140,9 @@ _KEYWORDS: Final[tuple[tuple[str, _Cue], ...]] = (
         _Cue(INTENT, SELL, True, RENT, True),
     ),
     (  # "does anyone want ...?" is an offer to sell
-        "有没有要|谁要|有要的|要的私聊|要的联系|有需要|找买家|寻买家|找下家|who needs|anyone need"
+        "有没有要|谁要|有要的|要的私聊|要的联系|有需要|找买家|寻买家|找下家|有人要|有人需要|有人想要"
+        "|who needs|who wants|anyone want|anyone wants|anybody want|anyone interested|any takers"
+        "|anyone need"
         "|anyone needs|if you need|if u need|if anyone needs|looking for buyers"
         "|looking for a buyer",
         _Cue(INTENT, SELL, True),
@@ -143,19 +153,24 @@ _KEYWORDS: Final[tuple[tuple[str, _Cue], ...]] = (
         _Cue(INTENT, SELL),
     ),
     (
-        "有|有货|现货|现有|还有|库存|闲置|拥有|available|avail|in stock|have|has|we have|i have"
-        "|got|inventory|spot",
+        "有货|现货|现有|还有|库存|闲置|拥有|available|avail|in stock|have|has|we have|i have|got"
+        "|inventory|spot",
         _Cue(INTENT, SELL, have=True),
     ),
+    # "有" alone is "there is" as often as "I have" ("有问题可以交流"): it offers only what its
+    # clause names
+    ("有", _Cue(INTENT, SELL, have=True, needs_object=True)),
     ("ready to ship|new in box|brand new", _Cue(INTENT, SELL, deal=SALE)),
     # --- buying ---
     (
         "收|急收|高价收|长期收|大量收|求货|急求|找|寻找|寻求|需要|急需|想要|谁有|哪里有|哪有"
         "|有多少要多少|有的私聊|有货的|有资源的|能出|能供|wtb|looking for|seeking|sourcing|need"
-        "|needs|needed|in need of|want|wants|wanted|bid|bidding|require|requires|requirement|rfq"
-        "|procure|procuring|acquire|who has|who's got",
+        "|needed|in need of|want|wanted|bid|bidding|require|requirement|rfq|procure|procuring"
+        "|acquire|who has|who's got",
         _Cue(INTENT, BUY, True),
     ),
+    # "Client needs 64 H100" buys; in "B200 needs liquid cooling" the GPU is the subject
+    ("needs|wants|requires", _Cue(INTENT, BUY, True, subject=True)),
     (
         "求购|收购|回收|高价回收|购买|想买|买|buying|buy|looking to buy|want to buy|wanna buy"
         "|purchasing",
@@ -177,7 +192,7 @@ _KEYWORDS: Final[tuple[tuple[str, _Cue], ...]] = (
     # --- sale against rent ---
     ("租|租赁|租用|lease|rent", _Cue(DEAL, deal=RENT, deal_strong=True, rents=True)),
     (
-        "短租|长租|租期|起租|日租|机时|裸金属|leased|rental|rentals|reserved|bare metal|bare-metal"
+        "短租|长租|租期|起租|机时|裸金属|leased|rental|rentals|reserved|bare metal|bare-metal"
         "|on-demand|on demand",
         _Cue(DEAL, deal=RENT, deal_strong=True),
     ),
@@ -185,6 +200,11 @@ _KEYWORDS: Final[tuple[tuple[str, _Cue], ...]] = (
     ("月租|月付|包月", _Cue(DEAL, deal=RENT, deal_strong=True, before=PRICE_NEXT, span="month")),
     ("年租|年付|包年", _Cue(DEAL, deal=RENT, deal_strong=True, before=PRICE_NEXT, span="year")),
     ("时租", _Cue(DEAL, deal=RENT, deal_strong=True, before=PRICE_NEXT, span="hour")),
+    # by the day or week: a rent whose price has no unit in the contract (its price_per is null)
+    (
+        "日租|天租|按天租|按日租",
+        _Cue(DEAL, deal=RENT, deal_strong=True, before=PRICE_NEXT, span="day"),
+    ),
     ("租金", _Cue(DEAL, deal=RENT, deal_strong=True, before=PRICE_NEXT)),
     ("monthly|per month", _Cue(DEAL, deal=RENT, deal_strong=True, span="month")),
     ("hourly|per hour", _Cue(DEAL, deal=RENT, deal_strong=True, span="hour")),
@@ -203,9 +223,15 @@ _KEYWORDS: Final[tuple[tuple[str, _Cue], ...]] = (
     ("每月|按月", _Cue(WORD, span="month")),
     ("每年|yearly|annual|annually|per year", _Cue(WORD, span="year")),
     ("每小时", _Cue(WORD, span="hour")),
+    ("每天|每日|按天|按日|per day", _Cue(WORD, span="day")),
+    ("每周|按周|per week", _Cue(WORD, span="week")),
     ("每卡|单卡|按卡|每张|单张|每片|per gpu|per card", _Cue(WORD, unit=GPU)),
     ("每台|单台|每节点|per node|per server|per box", _Cue(WORD, unit=SERVER)),
     ("单价|价格|报价|售价|price|asking|只要|仅需", _Cue(WORD, before=PRICE_NEXT)),
+    (
+        "打包价|总价|整体价|total price|lump sum|for the lot",
+        _Cue(WORD, before=PRICE_NEXT, total=True),
+    ),
     ("qty|quantity|数量|数目", _Cue(WORD, before=QTY_NEXT)),
     # --- numbers after these measure something else ---
     (
@@ -216,13 +242,20 @@ _KEYWORDS: Final[tuple[tuple[str, _Cue], ...]] = (
         "|手续费|最少|起订|最低|至少|最短|第",
         _Cue(WORD, before=IGNORE_NEXT),
     ),
-    # --- not an offer: questions ---
+    # --- not an offer: questions, about the price or anything else ---
     (
         "什么价|啥价|多少钱|价多少|价格多少|价格如何|价格怎么样|什么价格|啥价格|怎么卖|多少一"
-        "|行情如何|什么行情|怎么样|如何|请问|有懂的|知道|什么时候|靠谱吗|好不好|值不值|区别"
-        "|going for|going rate|how much|what price|what's the price|price check|any idea"
-        "|anyone know|does anyone know|is it worth|any good|how is|how's|how are|thoughts on"
-        "|what do you think|when will|有报价|报个价|报价吗|求报价|询价|anyone else|is it just me",
+        "|什么价位|啥价位|价位多少|大概多少|行情如何|什么行情|going for|going rate|how much"
+        "|what price|what's the price|price check|selling for|renting for|leasing for|trading at"
+        "|trading for",
+        _Cue(QUESTION, asks_price=True),
+    ),
+    (
+        "怎么样|如何|请问|求问|求教|请教|有懂的|知道|什么时候|靠谱吗|好不好|值不值|区别"
+        "|行不行|any idea|anyone know|does anyone know|is it worth|any good|how is|how's|how are"
+        "|thoughts on|what do you think|when will|what are|what is|有报价|报个价|报价吗|求报价"
+        "|询价|anyone else|is it just me|how long|how many|how do|how does|how to|why|worth it"
+        "|推荐下|推荐一下|求推荐|recommend|recommendation|recommendations",
         _Cue(QUESTION),
     ),
     # --- not an offer: news, gossip, market talk, vouchers, rules, warnings ---
@@ -236,13 +269,26 @@ _KEYWORDS: Final[tuple[tuple[str, _Cue], ...]] = (
         "|impersonate|group rules|reminder|congrats|congratulations|恭喜|heads up|price cut"
         "|price cuts|prices to|cut prices|cuts prices|slashed|drop below|dropped to|drops to"
         "|fell to|price war|is selling|is dumping|are dumping|dumping|在甩|没人要|都没人|又有一家"
-        "|据悉",
+        "|据悉|量产|发布会|earnings|revenue|went from|dropped from|fell from|rose from"
+        "|jumped from|climbed from|down from|market update|market report|market recap"
+        "|market summary|price index|gpu index|rates steady|prices steady|holding steady|行情】"
+        "|行情播报|行情汇总|行情速递|本周行情|行情价|成交价|banned|get banned|gets banned"
+        "|be banned|spamming|spammed|fake wts|fake posts|fake listings|fake sellers"
+        "|fake invoices|wts posts|wtb posts|wts post|wtb post|又降了|又涨了|又跌了|还在跌|还在涨"
+        "|看到有人|模板|卖爆|大卖|发大财|新年快乐|节日快乐|happy new year|merry christmas"
+        "|happy holidays|went live|thanks to everyone|thanks to all|lesson learned|ghosted"
+        "|supply is|demand is|供不应求|供过于求|太卷|好卷|都有人做|都有人出",
         _Cue(VETO),
     ),
     # --- not an offer any more: the deal is done ---
     (
-        "已出|已售|已租|已成交|成交了|出了|卖了|卖掉|租出去了|已经出|没货了|已下架|sold|sold out"
-        "|deal done|already sold",
+        "已出|已售|已租|已成交|成交了|出了|卖了|卖掉|租出去了|已经出|没货了|已下架|出完了|卖完"
+        "|卖光|租满|已租满|已订走|已被订|收了|回收了|收购了|买了|购买了|采购了|租了|签了|签约了"
+        "|暂时没有|暂无现货|目前没有|没货|sold|just signed|we signed|have signed|has signed"
+        "|sold out|deal done|already sold|fully booked|fully leased|fully rented|fully allocated"
+        "|booked out|booked up|no longer available|顺利交付|已交付|交付完成|已经交付"
+        "|顺利上架|successfully delivered|just delivered|were delivered|was delivered"
+        "|been delivered",
         _Cue(DONE),
     ),
     # --- words that contain a cue but mean something else ---
@@ -250,7 +296,13 @@ _KEYWORDS: Final[tuple[tuple[str, _Cue], ...]] = (
         "出差|出来|出去|出现|出价|输出|出口|推出|支出|出错|出问题|出故障|出厂|出发|出门|收到"
         "|收益|收费|收款|收入|接收|收藏|签收|验收|收货|回收价|税收|找我|找不到|有意|所有|没有"
         "|有限|有点|只有|具有|有的|要求|求助|供需|买卖|卖家|买家|卖方|买方|售后|haven't|havent"
-        "|no need|as needed|if needed|please",
+        "|no need|as needed|if needed|please"
+        # a contract or report issued; a supplier; "has been"; a price below the market's
+        "|出合同|出方案|出结果|出报告|收盘|收官|收工|清关|customs clearance|供应商|供货商|供应链"
+        "|提供商|服务商|运营商|代理商|has been|have been|has had|have had|had been"
+        "|we have been|we've been|i have been|i've been|have experience|has experience"
+        "|any experience|have you tried|have you used|have tried|have used|anyone tried"
+        "|anyone used|低于行情价|hk$",
         _Cue(WORD),
     ),
     # --- money named apart from a price ("U 结算", "pay in USDT") ---
@@ -315,6 +367,12 @@ VARIANT_CHECK: Final = 5
 CASED: Final = 6
 COUNTED: Final = 7
 SILENT: Final = 8
+AFTER: Final = 9
+
+# Single characters that a word before them turns into something else: 出 in 寄出 (sent) or 提出
+# (raised), 收 in 交收 (settlement), 有 in 会有 (there will be). Checked on the character before
+# the keyword rather than listed as longer keywords, which would add to the automaton's root.
+_VOIDED_AFTER: Final = {"出": "寄做列指给拿退提发付", "收": "交秋", "有": "会", "有货": "会"}
 
 # What the scan does with a cue it keeps (bit flags): list it for the surveys of intent, deal,
 # place and so on; note a model; blank it in the copy the number scan reads (models, variants,
@@ -348,11 +406,13 @@ def _entry(key: str, cue: _Cue, check: int, cased: str | None = None) -> _Entry:
         check = CASED
     elif kind == PLACE and key[0] in _COUNTER_CHARS:
         check = COUNTED
+    elif key in _VOIDED_AFTER:
+        check, cased = AFTER, _VOIDED_AFTER[key]  # the characters before it that void it
     elif check == WORD_CHECK:
         starts, ends = key[0] in ASCII_ALNUM, key[-1] in ASCII_ALNUM
         check = (WORD_START if starts else 0) | (WORD_END if ends else 0)
     blank = None
-    surveyed = kind in _SURVEYED or cue.deal is not None or cue.span is not None
+    surveyed = kind in _SURVEYED or cue.deal is not None or cue.span is not None or cue.asks_price
     keep = (LIST if surveyed else 0) | (HINT if cue.hints else 0)
     if kind == MODEL:
         keep, blank = NOTE_MODEL, _MODEL_MARK * len(key)
@@ -465,6 +525,8 @@ for _spellings, _meaning in (
     ("个月|月|month|months|mo|mos|mth", (None, "month")),
     ("年|year|years|yr|yrs|annum", (None, "year")),
     ("小时|时|hour|hours|hr|hrs|h", (None, "hour")),
+    ("天|日|day|days", (None, "day")),  # by the day or week: no contract unit
+    ("周|week|weeks|wk|wks", (None, "week")),
     ("卡|张|片|块|颗|gpu|gpus|card|cards|pc|pcs|piece|pieces|npu|npus", (GPU, None)),
     (
         "台|节点|整机|node|nodes|server|servers|box|boxes|machine|machines|system|systems",
@@ -476,7 +538,8 @@ for _spellings, _meaning in (
 _UNIT_MEANINGS.update(dict.fromkeys(("each", "ea", "ea.", "apiece", "unit", "units"), (None, None)))
 _UNIT_WORD: Final = (
     r"(?:each|ea\.?|apiece|卡时|卡小时|gpu[\s-]?h(?:ou)?rs?|gpu[\s-]?h|个月|月|months?|mos?|mth"
-    r"|年|years?|yrs?|annum|小时|时|hours?|hrs?|h|卡|张|片|块|颗|gpus?|cards?|pcs?|pieces?|npus?"
+    r"|年|years?|yrs?|annum|小时|时|hours?|hrs?|h|天|日|days?|周|weeks?|wks?|卡|张|片|块|颗|gpus?"
+    r"|cards?|pcs?|pieces?|npus?"
     r"|台|节点|整机|nodes?|servers?|box(?:es)?|machines?|systems?|units?)(?![a-z])"
 )
 _UNIT_WORDS: Final = re.compile(_UNIT_WORD)
@@ -490,11 +553,12 @@ _EACH: Final = r"(?:each|ea\.?|apiece)(?![a-z])"
 # lookahead skips a part, or all four after the digits, where it cannot start.
 _VALUE: Final = (
     r"(?P<num>\d(?:(?=\d{0,2},)\d{0,2}(?:,\d{3})+(?!\d)|\d*(?:\.\d+)?))"
-    r"(?:(?=\s?[-~～到至百万亿千wkm+元块rcu美人刀])"
+    r"(?:(?=\s?[-~～到至百万亿千wkm+元块rcu美人刀$e欧港新])"
     r"(?:(?P<range>\s?[-~～到至]\s?\d{1,4}(?:\.\d+)?(?![\d.]))|)"  # "200-250w": the low end counts
     r"(?:\s?(?P<mult>百万|万|亿|千|w(?![a-z])(?!/\s)|k(?![a-z])|m(?![a-z])|mn(?![a-z])"
-    r"|million(?![a-z]))|)(?:(?P<plus>\+)|)"
-    r"(?:\s?(?P<cur>元|块|rmb|cny|usdt|usd|美元|美金|人民币|刀|u(?![a-z]))|)|)"
+    r"|million(?![a-z]))(?:(?<=[w万])(?P<tail>\d)(?![\d.,]|\s*+[卡台张片块颗套节])|)|)(?:(?P<plus>\+)|)"
+    r"(?:\s?(?P<cur>元|块|rmb|cny|usdt|usd|美元|美金|人民币|刀|u(?![a-z])|\$(?!\s?\d)|eur(?![a-z])"
+    r"|欧元|港币|港元|新币|新元)|)|)"
 )
 _PRICE_UNITS: Final = (
     r"(?=\s*+[/pa每一e])(?P<per>(?:\s*+" + _PER_SEPARATOR + r"\s*+" + _UNIT_WORD + r")+"
@@ -504,7 +568,7 @@ _PRICE_UNITS: Final = (
 # distractor claims: 卡时 is card-hours, "8卡起" a minimum order, "64G内存" RAM. The lookahead
 # holds the first characters of all of them.
 _COUNTERS: Final = (
-    r"\s*+(?=[gcnx卡张片颗p台节套sbmh\-×*ailr现])(?:"
+    r"\s*+(?=[gcnx卡张片颗p台节套sbmh\-×*ailr现u])(?:"
     r"(?P<each>(?:gpus?|cards?|npus?|卡|x)\s*(?:each|apiece|/\s*(?:node|server|box|台|机)"
     r"|per\s+(?:node|server|box|machine)|每台))"
     r"|(?P<card>卡)(?!时|小时)(?!\s*起(?!价|租\s*\d|租期))(?:(?P<cardbox>\s*(?:整机|服务器|机器"
@@ -513,6 +577,7 @@ _COUNTERS: Final = (
     r"|(?P<server>台|节点|套|nodes?|servers?|box(?:es)?|machines?|hosts?)(?![a-z])"
     r"(?!\s*起(?!价|租\s*\d|租期))"
     r"|(?P<dash>-\s*(?:gpus?|cards?|npus?|way))(?![a-z])"
+    r"|(?P<units>units?)(?![a-z])"
     r"|(?P<x>[x×*])"
     r"|(?P<mem>gb?)(?![a-z0-9])(?!/s|\s*(?:内存|ram|ddr|ssd|nvme|硬盘|存储|disk|ib|infiniband|roce"
     r"|网卡|网络|以太网|带宽|ethernet|nic))"
@@ -540,6 +605,7 @@ _NUM: Final = _TOKEN.groupindex["num"]
 _MULT: Final = _TOKEN.groupindex["mult"]
 _PLUS: Final = _TOKEN.groupindex["plus"]
 _CUR: Final = _TOKEN.groupindex["cur"]
+_TAIL: Final = _TOKEN.groupindex["tail"]
 _GLUED_RUN: Final = re.compile(r"[0-9a-z_.]*")  # the rest of a product code such as nf5688
 _PHONE_RUN: Final = re.compile(r"[\d\s-]*")
 _MOBILE_TAIL: Final = re.compile(r"[\s-]?\d{4}[\s-]?\d{4}(?!\d)")  # 139 0000 1234
@@ -553,7 +619,28 @@ _FOR_BEFORE: Final = re.compile(
 _YEAR_BEFORE: Final = re.compile(
     r"(?:q[1-4]|in|by|since|from|until|till|before|after|early|late)\s*$"
 )
-_CURRENCY_PREFIXES: Final = ("us$", "$", "¥", "usd", "rmb", "cny", "人民币", "美金", "美元")
+# Currencies of the contract, and others (euros, Hong Kong or Singapore dollars) whose prices
+# are read but given no currency; each other one is listed with the contract currency whose
+# scale it is near, for telling a price per GPU from one per server.
+_FOREIGN: Final = {
+    **dict.fromkeys(("€", "eur", "欧元", "£", "gbp", "s$", "sgd", "新币", "新元"), USD),
+    **dict.fromkeys(("a$", "au$", "aud", "c$", "ca$", "cad"), USD),
+    **dict.fromkeys(("hk$", "hkd", "港币", "港元", "nt$", "twd"), CNY),
+}
+# Any of those currencies named in a text (letter codes as whole words): `names_foreign_money`.
+_FOREIGN_MONEY: Final = re.compile(
+    "|".join(
+        re.escape(mark) + (r"(?![a-z])" if mark[-1].isalpha() and mark.isascii() else "")
+        for mark in sorted(_FOREIGN, key=len, reverse=True)
+    )
+)
+_CURRENCY_PREFIXES: Final = tuple(
+    sorted(
+        ("us$", "$", "¥", "usd", "rmb", "cny", "人民币", "美金", "美元", *_FOREIGN),
+        key=len,
+        reverse=True,  # "hk$" before "$"
+    )
+)
 _USD_MARKS: Final = frozenset({"$", "us$", "usd", "usdt", "美元", "美金", "u", "刀"})
 _MULTIPLIERS: Final = {
     "万": 10_000,
@@ -570,6 +657,14 @@ _CJK_MULTIPLIERS: Final = frozenset({"万", "w", "亿", "千", "百万"})
 _MILLIONS: Final = frozenset({"m", "mn", "million"})
 _GENERATIONS: Final = frozenset({"3", "4", "5", "6", "3.0", "4.0", "5.0", "6.0"})  # PCIe 5.0
 
+# After a price: it is for everything counted ("$1.2M total", "1.2亿打包").
+_TOTAL_AFTER: Final = re.compile(r"\s*+(?:in total|total|for the lot|打包|总价)(?![a-z])")
+# "8x80GB": eight GPUs of 80 GB each (a DIMM count such as "4x8G" or "16x64GB" is not one).
+_X_MEMORY: Final = re.compile(
+    r"\s*+(?:16|24|32|40|48|80|94|96|141|144|180|192|288)\s*+gb?(?![a-z0-9])"
+    r"(?!\s*(?:内存|ram|ddr|ssd|nvme|硬盘|存储|disk|hdd))"
+)
+_FEW_BEFORE_X: Final = re.compile(r"(?<![\d.,])(?:[1-9]|10)\s*$")
 _AFTER_X: Final = re.compile(
     r"\s*+(?:(?P<each>each|apiece)|(?P<close>\))|(?P<model>[\x02\s]*+\x01)"
     r"|(?P<cpu>epyc|xeon|intel|amd|cpu|至强|铂金|金牌|platinum|gold|\d{4}(?![\d,])))"
@@ -578,21 +673,28 @@ _BEFORE_MODEL: Final = re.compile(r"[\s\x02]*+\x01")
 _BEFORE_COUNT: Final = re.compile(r"\s+\d+\s*(?:[x×*]|-\s*gpu|卡)")  # "one 8x RTX 4090 box"
 _SERVER_BEFORE_X: Final = re.compile(
     r"(?:servers?|nodes?|box(?:es)?|machines?|整机|服务器|机器|主机|台|节点|\d\s*卡"
-    r"|\d\s*-\s*(?:gpus?|cards?|way))\s*[,，]?\s*$"
+    r"|\d\s*-\s*(?:gpus?|cards?|way)|(?:each|apiece|gpus?|cards?|npus?|卡)\s*\))\s*[,，]?\s*$"
 )
 _MODEL_BEFORE: Final = re.compile(r"\x01[\x02\s]*+$")  # "H100 8x": right after a model name
 _MODEL_NEXT: Final = re.compile(r"[ \t\x02]*+\x01")  # a model name next, on the same line
 _NUMBER_NEXT: Final = re.compile(r"\s*+\d")
 # A server noun right after the model: "HGX H100 servers", "8x H100 node".
 _SERVER_AFTER_MODEL: Final = re.compile(
-    r"[\x01\x02\s-]*+(?:\d+\s*+gb?\s*+)?[\x02\s]*+(?:(?P<plural>servers|nodes|boxes|machines|systems)"
-    r"|(?P<single>server|node|box|machine|system|整机|服务器|机器|主机|节点))(?![a-z])"
+    r"[\x01\x02\s-]*+(?:\d+\s*+gb?\s*+)?[\x02\s]*+(?:(?P<plural>servers|nodes|boxes|machines|systems"
+    r"|boards)|(?P<single>server|node|box|machine|system|board|整机|服务器|机器|主机|节点))(?![a-z])"
 )
 _SYSTEM_WORD: Final = re.compile(r"hgx|dgx")
 _CN_NUMERAL_CHARS: Final = "一二两三四五六七八九十百千万"
 _CN_NUMERALS: Final = re.compile(f"[{_CN_NUMERAL_CHARS}]+")
 _CN_COUNTER: Final = re.compile(r"\s*+(台|张|卡(?!时)|片|块|套|节点)")
 _CN_NOT_A_COUNT: Final = frozenset("数几多上每单第")
+_CN_VAGUE: Final = frozenset("数几多上")
+# A price in Chinese numerals ends in 万, 千 or 百, or comes before 元 (月租五万, 三千元).
+_CN_PRICE_HINT: Final = re.compile(r"[一二两三四五六七八九十百千万][万千百元]")
+_CN_PRICE_TAIL: Final = re.compile(
+    r"\s*+(?P<yuan>元|块钱|)(?P<per>(?:\s*+(?:/|每|一(?=[台张卡块片]))\s*+(?:台|张|卡|片|块|个?月|年|天"
+    r"|小时|时|周))*+)"
+)
 _CN_DIGITS: Final = dict(zip("一二两三四五六七八九", (1, 2, 2, 3, 4, 5, 6, 7, 8, 9), strict=True))
 _CN_UNITS: Final = {"十": 10, "百": 100, "千": 1000, "万": 10_000}
 
@@ -605,8 +707,8 @@ class _Num:
     """One number in the text and the role it plays."""
 
     __slots__ = (
-        *("chinese", "currency", "each", "end", "paren", "plural", "role", "server_after"),
-        *("span", "start", "unit", "value"),
+        *("chinese", "currency", "each", "end", "foreign", "paren", "plural", "role"),
+        *("server_after", "span", "start", "total", "unit", "value"),
     )
 
     def __init__(
@@ -636,6 +738,8 @@ class _Num:
         self.plural = plural  # model counts: "8x H100 nodes" rather than "8x H100 node"
         self.server_after = server_after  # model counts: a server noun follows the model
         self.paren = paren  # counts: in brackets, "(8 GPUs)"
+        self.foreign: Currency | None = None  # prices: in another currency, near this one's scale
+        self.total = False  # prices: for everything counted ("打包价 1.2亿", "$1.2M total")
 
     def __repr__(self) -> str:
         return f"_Num({self.start}, {self.end}, role={self.role}, value={self.value!r})"
@@ -644,7 +748,7 @@ class _Num:
 class _Context:
     """What the cues just before a number say about it."""
 
-    __slots__ = ("chinese", "generation", "ignore", "price", "qty", "span", "unit")
+    __slots__ = ("chinese", "generation", "ignore", "price", "qty", "span", "total", "unit")
 
     def __init__(
         self,
@@ -655,6 +759,7 @@ class _Context:
         unit: QuantityUnit | None = None,
         chinese: bool = False,
         generation: bool = False,
+        total: bool = False,
     ) -> None:
         self.ignore = ignore
         self.price = price
@@ -663,13 +768,14 @@ class _Context:
         self.unit = unit
         self.chinese = chinese
         self.generation = generation  # right after "PCIe": a bus version
+        self.total = total  # right after "打包价", "total price": the price of everything
 
 
 _NO_CONTEXT: Final = _Context()
 # The token kinds (its last group) with no counter after the number, and with one.
 _BARE_KINDS: Final = frozenset(("num", "range", "mult", "plus", "per"))
 _COUNTER_KINDS: Final = frozenset(
-    ("each", "card", "cardbox", "gpu", "server", "dash", "mem", "avail")
+    ("each", "card", "cardbox", "gpu", "server", "dash", "mem", "avail", "units")
 )
 _CLAUSE_MARK: Final = re.compile(r"[,，;。\n!?]")
 # The currency prefixes by their last character.
@@ -677,6 +783,13 @@ _PREFIXES_ENDING: Final = {
     last: tuple(p for p in _CURRENCY_PREFIXES if p.endswith(last))
     for last in {p[-1] for p in _CURRENCY_PREFIXES}
 }
+# The longer ones by their last two characters ("s$": "us$", "s$"), the single ones alone: most
+# "$" have a space before them, and need one look instead of one per dollar prefix.
+_PREFIXES_ENDING2: Final = {
+    tail: tuple(p for p in _CURRENCY_PREFIXES if len(p) > 1 and p.endswith(tail))
+    for tail in {p[-2:] for p in _CURRENCY_PREFIXES if len(p) > 1}
+}
+_SINGLE_PREFIXES: Final = frozenset(p for p in _CURRENCY_PREFIXES if len(p) == 1)
 # Characters before a number that need no further look (most Chinese, brackets, punctuation).
 _GLUE: Final = ASCII_ALNUM | frozenset("_.")  # characters that make a number part of a product code
 _PLAIN_BEFORE: Final = frozenset(" \n\t,，:：;(（)）[]【】/、~\x01\x02\x03租价约为是共有收出")
@@ -745,8 +858,10 @@ def _whole(value: Decimal) -> Decimal:
 
 
 def _chinese_number(text: str) -> int | None:
-    """两 -> 2, 十 -> 10, 二十 -> 20, 两百 -> 200, 千 -> 1000; None for "两三" and the like."""
-    total, section, digit = 0, 0, None
+    """两 -> 2, 十 -> 10, 二十 -> 20, 两百 -> 200, 千 -> 1000, 万 -> 10,000; a last digit
+    counts in the unit below the one before it (一万八 -> 18,000, 三千五 -> 3,500); None for "两三"
+    and the like."""
+    total, section, digit, last = 0, 0, None, 10
     for char in text:
         if char in _CN_DIGITS:
             if digit is not None:
@@ -755,12 +870,13 @@ def _chinese_number(text: str) -> int | None:
         else:
             unit = _CN_UNITS[char]
             if unit == 10_000:
-                total = (total + section + (digit or 0)) * unit
+                total = ((total + section + (digit or 0)) or 1) * unit  # 万卡 is 10,000
                 section = 0
             else:
                 section += (1 if digit is None else digit) * unit
             digit = None
-    return total + section + (digit or 0)
+            last = unit
+    return total + section + (digit or 0) * (last // 10)
 
 
 class _Scanner:
@@ -772,6 +888,7 @@ class _Scanner:
     hints: list[_Hit]  # only cues that say something about the next number (IB, 月租, 每卡...)
     hint_ends: list[int]
     vetoes: bool  # whether any of those can veto a count ("IB 400G", "min order 8 GPUs")
+    totals: bool  # whether a price may be followed by "total" or "打包"
 
     def scan(self) -> list[_Num]:
         numbers: list[_Num] = []
@@ -786,7 +903,14 @@ class _Scanner:
             if pos != token.end():
                 search = _TOKEN.scanner(marked, pos).search  # type: ignore[attr-defined]
         low = self.low
-        if "台" in low or "张" in low or "卡" in low or "片" in low or "套" in low:
+        if (
+            "台" in low
+            or "张" in low
+            or "卡" in low
+            or "片" in low
+            or "套" in low
+            or (("万" in low or "千" in low or "元" in low) and _CN_PRICE_HINT.search(low))
+        ):
             self._add_chinese_counts(numbers)
         return numbers
 
@@ -811,11 +935,16 @@ class _Scanner:
             prev = marked[j - 1] if j else "\n"
         if prev not in _PLAIN_BEFORE:
             if prev in _PREFIXES_ENDING:
-                for p in _PREFIXES_ENDING[prev]:
-                    if marked.startswith(p, j - len(p)):
-                        prefix = p
-                        lead = j - len(p)
-                        break
+                longer = _PREFIXES_ENDING2.get(marked[j - 2 : j]) if j > 1 else None
+                if longer is not None:
+                    for p in longer:
+                        if marked.startswith(p, j - len(p)):
+                            prefix = p
+                            lead = j - len(p)
+                            break
+                if prefix is None and prev in _SINGLE_PREFIXES:
+                    prefix = prev
+                    lead = j - 1
             elif prev in "x×*" and not (j > 1 and marked[j - 2] in ASCII_ALPHA):
                 lead, after_x = j - 1, True
             if prefix is None and not after_x and j == start:
@@ -825,7 +954,9 @@ class _Scanner:
                     # part of a product code: NF5688, SYS-821GE
                     return None, _GLUED_RUN.match(marked, start).end()  # type: ignore[union-attr]
 
-        digits, mult, plus, cur = token.group(_NUM, _MULT, _PLUS, _CUR)
+        digits, mult, plus, cur, tail = token.group(_NUM, _MULT, _PLUS, _CUR, _TAIL)
+        if tail is not None and "." not in digits:
+            digits = digits + "." + tail  # "1w8" is 1.8w, 18,000
         counter = kind in _COUNTER_KINDS
         if (
             counter
@@ -902,7 +1033,7 @@ class _Scanner:
         if i < 0 or cue_ends[i] < lead - 14:
             return _NO_CONTEXT
         hits, low = self.hints, self.low
-        ignore = price = qty = chinese = generation = False
+        ignore = price = qty = chinese = generation = total = False
         span: str | None = None
         unit: QuantityUnit | None = None
         first = True
@@ -921,6 +1052,7 @@ class _Scanner:
                 price = bool(before & PRICE_NEXT)
                 qty = bool(before & QTY_NEXT)
                 generation = cue.kind == VARIANT and cue.value == "PCIe"
+                total = cue.total
             if cue.span is not None and span is None:
                 span = cue.span
                 chinese = not low[hit_start].isascii()
@@ -929,7 +1061,7 @@ class _Scanner:
             first = False
             lead = hit_start
             i -= 1
-        return _Context(ignore, price, qty, span, unit, chinese, generation)
+        return _Context(ignore, price, qty, span, unit, chinese, generation, total)
 
     def _price(
         self,
@@ -959,8 +1091,11 @@ class _Scanner:
                 return None
         if mult is not None and mult in _MILLIONS and not money:
             return None
-        if prefix in _USD_MARKS or cur in _USD_MARKS:
-            currency: Currency | None = USD
+        foreign = _FOREIGN.get(prefix or cur or "")
+        if foreign is not None:
+            currency: Currency | None = None  # "€1.85/GPU/hr", "HK$19,800": not a contract currency
+        elif prefix in _USD_MARKS or cur in _USD_MARKS:
+            currency = USD
         elif prefix is not None or cur is not None or mult in _CJK_MULTIPLIERS:
             currency = CNY
         else:
@@ -971,7 +1106,12 @@ class _Scanner:
             unit = context.unit
         script = chinese if (kind == "per" or context.span is not None) else None
         value = _amount(plain, mult)
-        return _Num(lead, token.end(), PRICE, value, unit, span, currency, script, each)
+        price = _Num(lead, token.end(), PRICE, value, unit, span, currency, script, each)
+        price.foreign = foreign
+        price.total = context.total or (
+            self.totals and _TOTAL_AFTER.match(self.marked, token.end()) is not None
+        )
+        return price
 
     def _count(
         self,
@@ -987,7 +1127,11 @@ class _Scanner:
             return self._other_count(lead, token.end(), value, after_x, context)
         if kind == "server":
             return _Num(lead, token.end(), SERVERS, value)
-        if kind == "card" or kind == "gpu" or kind == "avail":
+        if kind == "units":
+            return _Num(lead, token.end(), QTY, value)  # "20 units": of what the item counts
+        if kind == "avail":
+            return _Num(lead, token.end(), QTY, value)  # "5 available": of what the item counts
+        if kind == "card" or kind == "gpu":
             # "(8 GPUs)": in brackets, maybe after a space
             marked = self.marked
             paren = lead > 0 and (
@@ -998,8 +1142,12 @@ class _Scanner:
                 return _Num(lead, token.end("card"), CARDS, value, paren=paren)
             return _Num(lead, token.end(), GPUS, value, paren=paren)
         if kind == "mem":
-            if after_x or value not in catalog.MEMORY_SIZES:
+            if value not in catalog.MEMORY_SIZES:
                 return None
+            if after_x and (
+                value < 16 or not _FEW_BEFORE_X.search(self.marked, max(0, lead - 4), lead)
+            ):
+                return None  # "4x8G", "16x64GB": memory modules; "8x80GB" is eight 80 GB GPUs
             return _Num(lead, token.end(), MEMORY, value)
         if kind == "cardbox":
             return _Num(lead, token.end("card"), PER_SERVER, value)
@@ -1045,6 +1193,8 @@ class _Scanner:
             self.marked, max(0, lead - 12), lead
         ):
             return _Num(lead, end, X_MODEL, value)  # "H100 8x": eight of the model ("4x8G": no)
+        if value <= 10 and _X_MEMORY.match(self.marked, end):
+            return _Num(lead, end, GPUS, value)  # "8x80GB": eight GPUs
         return _Num(lead, end, X_THING, value)
 
     def _model_count(self, lead: int, end: int, value: int) -> _Num:
@@ -1066,21 +1216,40 @@ class _Scanner:
         )
 
     def _add_chinese_counts(self, numbers: list[_Num]) -> None:
-        """两台, 十台, 一台, 千卡: counts written in Chinese numerals."""
-        prices: list[tuple[int, int]] | None = None
+        """两台, 十台, 一台, 千卡: counts written in Chinese numerals; and prices (月租五万,
+        三千元/卡)."""
+        # The prices read so far, in text order, and the first one that does not end before
+        # the run at hand: runs come in text order, so one pass over them is enough.
+        prices = [n for n in numbers if n.role == PRICE]
+        p = 0
+        added_end = 0  # the end of the last price read here ("五万一台" holds 一台)
         added = False
         low = self.low
         for run in _CN_NUMERALS.finditer(low):
-            counter = _CN_COUNTER.match(low, run.end())
-            if counter is None:
-                continue
             start = run.start()
+            while p < len(prices) and prices[p].end <= start:
+                p += 1
+            if start < added_end or (p < len(prices) and prices[p].start <= start):
+                continue  # "75w一台" is per server, not one server
+            counter = _CN_COUNTER.match(low, run.end())
+            text = run.group()
+            stop = run.end()
+            if counter is not None and len(text) > 2 and text[-1] == "一" and text[-2] in "万千":
+                stop -= 1  # "二十六万一台": 260,000 a server, not 260,001 servers
+                counter = None
+            if counter is None:
+                if not ("万" in text or "千" in text or low.startswith("元", stop)):
+                    continue
+                if start > 0 and (low[start - 1] in _CN_VAGUE or low[start - 1] in _GLUE):
+                    continue  # 数万, 几千; the 万 of "7.5万"
+                price = self._chinese_price(start, stop)
+                if price is not None:
+                    numbers.append(price)
+                    added_end = price.end
+                    added = True
+                continue
             if start > 0 and low[start - 1] in _CN_NOT_A_COUNT:
                 continue  # 几十台, 每台, 单张: not a count
-            if prices is None:
-                prices = [(n.start, n.end) for n in numbers if n.role == PRICE]
-            if any(a <= start < b for a, b in prices):
-                continue  # "75w一台" is per server, not one server
             value = _chinese_number(run.group())
             if not value:
                 continue
@@ -1090,6 +1259,29 @@ class _Scanner:
             added = True
         if added:
             numbers.sort(key=lambda n: n.start)
+
+    def _chinese_price(self, start: int, stop: int) -> _Num | None:
+        """The Chinese numerals `low[start:stop]` as a price, when 元, a unit (`/台`, `一台`) or
+        a price word before them (月租, 预算, 单价) says they are one: "十万火急" is no price."""
+        tail = _CN_PRICE_TAIL.match(self.low, stop)
+        if tail is None:
+            return None
+        per = tail.group("per")
+        context = self._context(start) if self.hint_ends else _NO_CONTEXT
+        if not (tail.group("yuan") or per or context.price or context.span):
+            return None
+        value = _chinese_number(self.low[start:stop])
+        if not value:
+            return None
+        unit: QuantityUnit | None = None
+        span: str | None = None
+        if per:
+            unit, span, _, _ = _read_units(per)
+        price = _Num(start, tail.end(), PRICE, Decimal(value), unit or context.unit)
+        price.span = span or context.span
+        price.currency = CNY
+        price.chinese = True
+        return price
 
 
 # =============================================================================================
@@ -1127,7 +1319,7 @@ _COUNT_TAIL: Final = re.compile(r"(?<![\d,.])\d[\d,.]*+\s*+[x×*]?\s*+$")
 _LIST_GAP: Final = re.compile(r"[\s\x02/、,，&+|]*+(?:和|及|与|或|or|and)?[\s\x02/、,，&+|]*+")
 _SERVER_WORD: Final = re.compile(
     r"台|整机|服务器|机器|节点|主机|卡机|servers?(?![a-z])|nodes?(?![a-z])|box(?:es)?(?![a-z])"
-    r"|machines?(?![a-z])"
+    r"|machines?(?![a-z])|systems?(?![a-z])|(?:base)?boards?(?![a-z])|dgx|hgx"
 )
 _PER_HINT: Final = re.compile(
     r"(?:per|/|每)\s*(?:(?P<gh>gpu[\s-]?h(?:ou)?rs?|卡时)|(?P<gpu>gpu|card|卡|张)|(?P<server>node"
@@ -1135,6 +1327,8 @@ _PER_HINT: Final = re.compile(
     r"|mo|月)|(?P<year>years?|yr|年)))?|(?P<ch>卡时)"
 )
 _HAN: Final = re.compile(r"[\u4e00-\u9fff]")
+_OBJECT: Final = re.compile(r"[\x01\d]")  # a model name or a digit
+_HEADING: Final = re.compile(r"[^\d:]*[^\s\d:][^\d:]*")  # words before a colon, no numbers
 _PLACE_RANK: Final = dict(places.RANK)  # a plain dict: read for every place a survey meets
 _COMMA_BREAKS: Final = (",", "，", "\n", ";", "。", "?", "!")
 
@@ -1144,7 +1338,7 @@ class _Message(_Scanner):
 
     __slots__ = (
         *("_clause_breaks", "_hit_starts", "_number_starts", "hint_ends", "hints", "hits"),
-        *("low", "marked", "models", "money", "numbers", "question", "vetoes"),
+        *("low", "marked", "models", "money", "numbers", "question", "totals", "vetoes"),
     )
 
     def __init__(self, low: str, marked: str, hits: list[_Hit], models: list[_Hit]) -> None:
@@ -1155,6 +1349,7 @@ class _Message(_Scanner):
         self.hints: list[_Hit] = []  # the cues that say something about the number after them
         self.hint_ends: list[int] = []
         self.vetoes = False  # whether any of those can veto a count ("IB 400G", "min order 8")
+        self.totals = False  # whether a price may be followed by "total" or "打包" (set by scan)
         self.money: Currency | None = None  # a currency named anywhere ("U 结算")
         self.question = False
         self.numbers: list[_Num] = []
@@ -1281,6 +1476,9 @@ def _scan_cues(original: str, low: str) -> _Message | None:
                     if _after_number(low, start):
                         scan = _AUTOMATON.iter_long(low, start + 1)  # read on past the counter
                         break
+                elif check == AFTER:
+                    if start and low[start - 1] in cased:  # type: ignore[operator]
+                        continue  # 寄出, 交收, 会有
                 elif (
                     (start and low[start - 1] in alnum)
                     or (end < size and low[end] in alnum)
@@ -1313,6 +1511,7 @@ def _scan_cues(original: str, low: str) -> _Message | None:
     if question and not _may_assert(hits):
         return None  # "H100 现货什么价?": a question with no intent it could be asking for
     msg = _Message(low, _mark(low, blanks), hits, models)
+    msg.totals = "tot" in low or "打包" in low or "总价" in low or "lot" in low
     msg.hints = hints
     msg.hint_ends = hint_ends
     msg.vetoes = vetoes
@@ -1399,6 +1598,12 @@ def _items(msg: _Message, models: list[_Hit]) -> tuple[list[_Item], list[tuple[i
             if models[i][0] >= start:
                 mine.append(models[i])
             i += 1
+        if mine:
+            colon = low.rfind(":", start, mine[0][0])
+            if colon > start and _HEADING.fullmatch(low, start, colon):
+                # "今日特价 深圳: 4090 …; 4090D …": the words before the colon head every item
+                frames.append((start, colon))
+                start = colon + 1
         if len(mine) == 1:
             items.append(_Item(start, end, mine))
         elif mine:
@@ -1462,7 +1667,8 @@ def _split_point(msg: _Message, gap_start: int, gap_end: int, gap: str) -> int:
 
 
 # What the cues of one stretch of text say (an item, a header, or the whole message):
-# (side, side strong, deal, deal strong, place, variant, price span, money, done, lease).
+# (side, side strong, deal, deal strong, place, variant, price span, money, done, lease, price
+# question).
 _Survey = tuple[
     Side | None,
     bool,
@@ -1472,6 +1678,7 @@ _Survey = tuple[
     str | None,
     str | None,
     Currency | None,
+    bool,
     bool,
     bool,
 ]
@@ -1490,12 +1697,23 @@ def _survey(msg: _Message, hits: Sequence[_Hit]) -> _Survey:
     flip_at = -1
     rank = 0
     asked = False  # only the first "have" in a question is checked: "有 H100 吗?"
+    intent_at = -1  # where the strong intent was stated, unless it was turned round
+    price_asks: list[int] | None = None
+    clause = (0, -1, False)  # the last clause looked at for "有", and whether it names anything
     for start, end, cue in hits:
         kind = cue.kind
         if kind == INTENT:
             if not side_strong:
+                if cue.needs_object:
+                    if not clause[0] <= start < clause[1]:
+                        clause = _names_object(msg, start)
+                    if not clause[2]:
+                        continue  # "有问题可以交流": nothing on offer
+                if cue.subject and _MODEL_BEFORE.search(msg.marked, max(0, start - 12), start):
+                    continue  # "B200 needs liquid cooling"
                 cue_side: Side = cue.side  # type: ignore[assignment]
                 strong = cue.strong
+                turned = True
                 if flip_at >= 0 and _same_clause(msg, flip_at, start):
                     # "有人出 4090 吗", "anyone selling H200?"
                     cue_side, strong = cue_side.opposite, True
@@ -1503,10 +1721,20 @@ def _survey(msg: _Message, hits: Sequence[_Hit]) -> _Survey:
                     asked = True
                     if _asks(msg, end) and _names_model(msg, start):
                         cue_side, strong = cue_side.opposite, True  # "有 H100 吗?" asks for one
+                    else:
+                        turned = False
+                else:
+                    turned = False
                 if strong:
                     side, side_strong = cue_side, True
+                    if not turned:
+                        intent_at = start
                 elif weak_side is None:
                     weak_side = cue_side
+        elif kind == QUESTION:
+            if price_asks is None:
+                price_asks = []
+            price_asks.append(start)  # only questions about the price are listed
         elif kind == PLACE:
             if _PLACE_RANK[cue.value] > rank:
                 place = cue.value
@@ -1530,6 +1758,12 @@ def _survey(msg: _Message, hits: Sequence[_Hit]) -> _Survey:
                 weak_deal = cue.deal
         if span is None:
             span = cue.span
+    price_question = False
+    if price_asks is not None and intent_at >= 0:
+        for at in price_asks:  # "H100 现在回收什么价位?": the trade word is in the question
+            if _same_clause(msg, min(at, intent_at), max(at, intent_at)):
+                price_question = True
+                break
     return (
         weak_side if side is None else side,
         side_strong,
@@ -1541,12 +1775,23 @@ def _survey(msg: _Message, hits: Sequence[_Hit]) -> _Survey:
         money,
         done,
         lease,
+        price_question,
     )
 
 
 def _same_clause(msg: _Message, a: int, b: int) -> bool:
     i = bisect_left(msg.clause_breaks, a)
     return i >= len(msg.clause_breaks) or msg.clause_breaks[i] > b
+
+
+def _names_object(msg: _Message, pos: int) -> tuple[int, int, bool]:
+    """The comma-delimited clause around `pos` as (start, stop), and whether it names a model
+    or holds a number."""
+    low = msg.low
+    start = max(low.rfind(c, 0, pos) for c in _COMMA_BREAKS) + 1
+    stops = [i for i in (low.find(c, pos) for c in _COMMA_BREAKS) if i >= 0]
+    stop = min(stops) if stops else len(low)
+    return start, stop, _OBJECT.search(msg.marked, start, stop) is not None
 
 
 def _names_model(msg: _Message, pos: int) -> bool:
@@ -1569,7 +1814,7 @@ def _asks(msg: _Message, pos: int) -> bool:
 
 def _frame(msg: _Message, start: int, end: int) -> _Frame:
     """Read a header or footer line."""
-    side, side_strong, deal, deal_strong, place, _, span, money, _, _ = _survey(
+    side, side_strong, deal, deal_strong, place, _, span, money, _, _, _ = _survey(
         msg, msg.hits_in(start, end)
     )
     frame = _Frame(side, side_strong, deal, deal_strong, place)
@@ -1721,10 +1966,11 @@ def _price_per(
     currency: Currency,
     item: tuple[str, int, int],
     frame: _Frame | None,
-) -> PricePer:
-    """What one price buys: a GPU or a server, and for rent an hour, a month or a year.
-    `counted` is what the item counts, GPUs or servers; `per_server` its own GPUs per server;
-    `item` the text of the item, as (text, start, end)."""
+) -> PricePer | None:
+    """What one price buys: a GPU or a server, and for rent an hour, a month or a year; None
+    for a price by the day or the week, which the contract has no unit for. `counted` is what
+    the item counts, GPUs or servers; `per_server` its own GPUs per server; `item` the text of
+    the item, as (text, start, end); `currency` the currency whose scale the price is in."""
     unit = price.unit
     span = price.span
     if unit is None and price.each and counted is not None:
@@ -1732,6 +1978,8 @@ def _price_per(
     if frame is not None:
         unit = unit or frame.unit
         span = span or frame.span
+    if span == "day" or span == "week":
+        return None  # "45元/卡/天", "$420/day per box"
     if deal is SALE and span is None:
         if unit is None:
             unit = counted or (SERVER if _serverish(counted, per_server, item) else GPU)
@@ -1761,10 +2009,13 @@ _PRICE_PER: Final = {
 }
 
 
-def _currency(msg: _Message, price: _Num, frame: _Frame | None) -> Currency:
-    """Stated with the price, else named in the message, else by the language of the post."""
+def _currency(msg: _Message, price: _Num, frame: _Frame | None) -> Currency | None:
+    """Stated with the price, else named in the message, else by the language of the post;
+    None for a price in another currency (euros, Hong Kong dollars)."""
     if price.currency is not None:
         return price.currency
+    if price.foreign is not None:
+        return None
     if msg.money is not None:
         return msg.money
     if frame is not None and frame.money is not None:
@@ -1802,6 +2053,17 @@ def _item_side(side: Side | None, strong: bool, scope: _Scope) -> tuple[Side | N
     if scope.side is not None and (side is None or (not strong and scope.side_strong)):
         side, strong = scope.side, scope.side_strong
     return side, strong
+
+
+def _dealt(own: Deal | None, scope: _Scope | None) -> bool:
+    """Whether an item, or a frame around it, names a deal (租, 出售, rental, 二手...)."""
+    if own is not None:
+        return True
+    if scope is not None:
+        for frame in scope.frames:
+            if frame.deal is not None:
+                return True
+    return False
 
 
 def _has_role(nums: Sequence[_Num], role: int) -> bool:
@@ -1855,7 +2117,9 @@ def _read_item(
         hits, nums = msg.hits, msg.numbers
     else:
         hits, nums = msg.hits_in(start, end), msg.numbers_in(start, end)
-    side, strong, own_deal, own_deal_strong, place, variant, _, _, done, lease = _survey(msg, hits)
+    side, strong, own_deal, own_deal_strong, place, variant, _, _, done, lease, asking = _survey(
+        msg, hits
+    )
     if done:
         return []  # "H100 已出": sold already
     if scope is not None:
@@ -1868,10 +2132,12 @@ def _read_item(
                 frame = candidate
                 break
     price = _pick_price(nums, quantity, frame)
+    if asking and price is None and quantity is None:
+        return []  # "H100 8卡整机 现在回收什么价位?": a question about the price
     if side is None:
-        if msg.question or (price is None and quantity is None):
-            return []
-        side = SELL  # a listing with numbers and no intent word is stock on offer
+        if msg.question or (price is None and (quantity is None or not _dealt(own_deal, scope))):
+            return []  # "Our 32 H100 just went live in Dallas": a count alone offers nothing
+        side = SELL  # a listing with a price, or a count and a deal, is stock on offer
     elif not strong and msg.question:
         return []  # "H100 现货什么价?": a question, not an offer
 
@@ -1901,8 +2167,12 @@ def _read_item(
     per: PricePer | None = None
     if price is not None:
         currency = _currency(msg, price, frame)
-        item = (msg.low, start, end)
-        per = _price_per(price, deal, counted, own_per_server, currency, item, frame)
+        scale: Currency = currency or price.foreign or USD
+        if price.total and price.unit is None and quantity != 1:
+            per = None  # "打包价 1.2亿" for 64 servers: the price of the lot, not of one
+        else:
+            item = (msg.low, start, end)
+            per = _price_per(price, deal, counted, own_per_server, scale, item, frame)
         amount = price.value  # type: ignore[assignment]
 
     offers: list[Offer] = []
@@ -1972,6 +2242,12 @@ def _one_offer(msg: _Message, items: Sequence[_Item]) -> bool:
         ):
             with_numbers += 1
     return with_numbers <= 1
+
+
+def names_foreign_money(text: str) -> bool:
+    """Whether `text` names a currency outside the contract (€, £, HK$, S$, 港币...): its
+    prices are read with no currency, and must not be taken for the group's own."""
+    return _FOREIGN_MONEY.search(text.lower()) is not None
 
 
 def parse_offers(text: str) -> list[Offer]:
