@@ -167,6 +167,38 @@ def test_price_in_chinese_via_the_alias_and_catalog_aliases(chat: Chat) -> None:
     assert "RTX 4090" in text and "卖方 1 家" in text and "¥21,000/卡" in text
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "价格太高了吧",
+        "我的天",
+        "行情不太好",
+        "价格 太高了",
+        "成交了吗",
+        "帮助一下",
+        "周报什么时候发",
+    ],
+)
+def test_chat_that_starts_like_a_chinese_command_name_gets_no_answer(chat: Chat, text: str) -> None:
+    assert chat.send("bob", text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("查价H100", "H100"),
+        ("查价昇腾910B", "Ascend 910B"),
+        ("盘口 4090", "RTX 4090"),
+        ("撤单 99", "#99"),  # a number is plainly meant for the command: the error is said
+    ],
+)
+def test_chinese_command_names_take_glued_or_spaced_arguments(
+    chat: Chat, text: str, expected: str
+) -> None:
+    chat.post("root", "/lang zh")
+    assert expected in chat.post("bob", text)
+
+
 def test_market_is_one_line_per_active_model(chat: Chat) -> None:
     chat.post("alice", SELL)
     chat.post("bob", "收 4090 100张 2w/张")

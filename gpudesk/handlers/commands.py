@@ -383,7 +383,27 @@ def find_command(text: str) -> tuple[Command | None, list[str]] | None:
         return None
     alias, command = max(named, key=lambda pair: len(pair[0]))
     rest = head[len(alias) :]
+    if rest and not _glued_argument(rest):
+        return None  # "价格太高了吧", "我的天", "行情不太好": chat that starts like a name
     return command, ([rest] if rest else []) + words[1:]
+
+
+def said_by_name(text: str) -> bool:
+    """Whether a command was said by its Chinese name, without a slash (`查价 H100`): then a
+    refusal or a Chinese argument it cannot use more likely means chat than a mistyped
+    command, and the desk says nothing."""
+    return not text.lstrip().startswith("/")
+
+
+def _glued_argument(rest: str) -> bool:
+    """Whether what follows a Chinese name in the same word is an argument (`查价H100`,
+    `撤单12`, `查价昇腾910B`, `周报关`) rather than the rest of a sentence."""
+    return (
+        rest[0].isascii()
+        or rest in _DIGEST_SWITCH
+        or rest in _DEAL_WORDS
+        or resolve_model(rest) is not None
+    )
 
 
 # What a command starts with: a slash, or one of the Chinese names (no slash on WeChat).

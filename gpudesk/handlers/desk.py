@@ -29,6 +29,7 @@ from gpudesk.handlers.commands import (
     find_command,
     find_counterparties,
     match_text,
+    said_by_name,
 )
 from gpudesk.handlers.texts import say
 from gpudesk.handlers.watching import alerts_for
@@ -403,11 +404,16 @@ class Desk:
         ctx = Context(
             message=message, ledger=self.ledger, settings=self.settings, lang=lang, now=now
         )
+        by_name = said_by_name(message.text)
         if command.admin and message.is_group and not (message.sender_is_admin or ctx.is_bot_admin):
+            if by_name:
+                return []  # "周报什么时候发" from a member: chat, not a refused command
             return [self._reply(message, say(lang, "error.admin_only", command=f"/{command.name}"))]
         try:
             answer = command.run(ctx, args)
         except UsageError as error:
+            if by_name and args and not args[0][0].isascii():
+                return []  # "价格 太高了": chat that starts with a name, not a bad argument
             answer = str(error)
         if isinstance(answer, str):
             return [self._reply(message, answer)]
