@@ -3,8 +3,9 @@
 Reports the time to take in a new offer and answer it with its matches (store, parse, book,
 match: median and p99; target under 10 ms), `/price` and `/market` (target under 50 ms), and the
 ledger file size and process memory. Before timing, the desk starts as `gpudesk run` starts it
-(`Desk.recover`, which builds the market state the pulse commands keep up to date).
-Run: `.venv/bin/python bench/bench_desk.py [--offers N]`.
+(`Desk.recover`, which builds the market state the pulse commands keep up to date, and saves
+it in the ledger). Last, a restart in a process of its own: the market is read back from the
+ledger, with the rows added since. Run: `.venv/bin/python bench/bench_desk.py [--offers N]`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import argparse
 import random
 import resource
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -64,13 +66,47 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--offers", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--restart", type=Path, help=argparse.SUPPRESS)  # the restart's process
     args = parser.parse_args()
+    if args.restart is not None:
+        return restart(args.restart)
 
     with scratch_ledger(args.offers) as path:
-        return measure(path, args)
+        measure(path, args)
+        # A restart, in a process of its own (its memory apart), on the ledger as the run left it.
+        done = subprocess.run(
+            [sys.executable, __file__, "--restart", str(path)], capture_output=True, text=True
+        )
+        print(done.stdout + done.stderr, end="")
+        return done.returncode
 
 
-def measure(path: Path, args: argparse.Namespace) -> int:
+def restart(path: Path) -> int:
+    ledger = Ledger.open(path)
+    desk = Desk(ledger, DeskSettings(language="en"), clock=lambda: END + timedelta(hours=1))
+    began = time.perf_counter()
+    desk.recover()
+    started = time.perf_counter() - began
+    print(f"restart (recover, the market read back from the ledger): {started:.1f} s")
+    print(f"restart's process memory (max RSS): {peak_rss_of_this_process():.0f} MiB")
+    return 0
+
+
+def peak_rss_of_this_process() -> float:
+    """MiB. `ru_maxrss` would not do in a process started by this one: Linux carries it over
+    from the parent across fork and exec; the kernel's high-water mark of this process's own
+    memory (`VmHWM`) starts afresh."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure(path: Path, args: argparse.Namespace) -> None:
     now = END + timedelta(hours=1)
     ledger = Ledger.open(path)
     desk = Desk(ledger, DeskSettings(language="en"), clock=lambda: now)
@@ -112,7 +148,6 @@ def measure(path: Path, args: argparse.Namespace) -> int:
     print(summary("/market", timed(20, command("/market")), 50))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"process memory (max RSS): {rss:.0f} MiB")
-    return 0
 
 
 if __name__ == "__main__":

@@ -11,8 +11,11 @@ of an older week, an edit, a withdrawal.
 
 from __future__ import annotations
 
+import os
+import pickle
 import random
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -37,7 +40,10 @@ from gpudesk.market.listings import (
     micros,
     pulses,
 )
-from gpudesk.market.offer import Currency, Deal, Side
+from gpudesk.market.message import ChatMessage
+from gpudesk.market.normalise import Valuation, gpu_count
+from gpudesk.market.offer import Currency, Deal, Offer, PricePer, QuantityUnit, Side
+from gpudesk.market.withdrawal import Withdrawn
 from gpudesk.storage.ledger import Ledger
 from tests.conftest import Chat, FakeClock
 
@@ -381,3 +387,323 @@ def test_busy_lots_read_in_the_order_last_advertised_make_the_same_listings(
     usual = pulses(build_listings(adverts, withdrawals, lifetime=LIFETIME), weeks)
     monkeypatch.setattr(listings, "BUSY_LOT", seed % 3)
     assert pulses(build_listings(adverts, withdrawals, lifetime=LIFETIME), weeks) == usual
+
+
+# -- built in pieces, forgetting as it goes; frozen and thawed -----------------------------
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_built_a_few_posts_at_a_time_forgetting_as_it_goes_it_reads_as_the_whole_history(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Forgetting after every few posts what can change no more (a million posts' way, here
+    # with a few hundred) leaves the same market as reading the whole history at once.
+    monkeypatch.setattr(listings, "FORGET_EVERY", 1)
+    monkeypatch.setattr(listings, "BUILD_CHUNK", 1 + seed % 4)
+    monkeypatch.setattr(listings, "BUSY_LOT", [32, 4, 1, 0][seed % 4])
+    adverts, withdrawals = history(seed)
+    rng = random.Random(seed)
+    for day in sorted(rng.sample(range(8, 43), 5)):
+        now = micros(START + timedelta(days=day, hours=rng.randrange(24)))
+        market = build(adverts, withdrawals, now)
+        week = Week.of(moment_of(now), ZONE)
+        for asked in (week, week.shifted(-1)):
+            assert market.pulses(asked, currency=Currency.CNY) == whole(
+                adverts, withdrawals, now, asked
+            ), (seed, day, asked.label)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_frozen_market_thaws_into_one_that_reads_on_as_the_whole_history(seed: int) -> None:
+    adverts, withdrawals = history(seed)
+    rng = random.Random(seed + 7)
+    seen = micros(START + timedelta(days=rng.choice([5, 10, 15])))
+    market = build(adverts, withdrawals, seen)
+    kept = market.freeze()
+    for now in moments(rng, seen, micros(START + timedelta(days=44))):
+        fed = (
+            [a for a in adverts if seen < a[2] <= now],
+            [w for w in withdrawals if seen < w.at <= now],
+        )
+        if rng.random() < 0.3:  # packed and unpacked on the way
+            kept = market.freeze()
+            market = kept.thaw()
+            assert (market.cursor, market.now) == (kept.cursor, kept.now)
+        if not market.feed(*fed, moment_of(now)):
+            market = build(adverts, withdrawals, now)
+        seen = now
+        week = Week.of(moment_of(now), ZONE)
+        for asked in (week, week.shifted(-1)):
+            live = market.pulses(asked, currency=Currency.CNY)
+            assert live == whole(adverts, withdrawals, now, asked), (seed, asked.label)
+    # A copy packed long ago is as it was: thawed, it reads on from where it stood.
+    back = kept.thaw()
+    later = [a for a in adverts if a[2] > back.cursor[0]]
+    assert back.feed(later, [w for w in withdrawals if w.at > back.cursor[0]], moment_of(seen))
+
+
+def moment_of(us: int) -> datetime:
+    return START + timedelta(microseconds=us - micros(START))
+
+
+# -- a generated ledger, read both ways week by week ---------------------------------------
+
+MODELS = ["H100", "A100", "RTX 4090"]
+PLACES = ["Beijing", "Shanghai", None]
+
+
+def fill_ledger(ledger: Ledger, seed: int, days: int = 36) -> None:
+    """A market of a few dozen parties over `days`, written as the desk writes one: posts in
+    yuan and dollars (per server-month and per GPU-hour), reposts and price cuts, brokers
+    relaying lots within the day near their price, deals ended by name and by reply."""
+    rng = random.Random(seed)
+    parties = [f"p{n}" for n in range(24)]
+    brokers = ["k1", "k2"]
+    lots = [
+        (rng.choice(list(Side)), rng.choice(list(Deal)), rng.choice(MODELS),
+         rng.choice([1, 2, 4]), rng.choice(PLACES))
+        for _ in range(14)
+    ]  # fmt: skip
+    posted: list[tuple[ChatMessage, Offer]] = []
+    at = START - timedelta(days=days)
+    n = 0
+    with ledger.transaction():
+        while at < START + timedelta(days=2):
+            at += timedelta(minutes=rng.choice([7, 30, 90, 240]))
+            n += 1
+            roll = rng.random()
+            if roll < 0.12 and posted:  # a deal ends: by name, or by a reply to its post
+                source, offer = rng.choice(posted[-40:])
+                reply = rng.random() < 0.5
+                said = Withdrawn("已出", gpu=None if reply else offer.gpu)
+                message = ChatMessage(
+                    platform="telegram", chat_id=source.chat_id, sender_id=source.sender_id,
+                    sender_name=source.sender_name, text="已出", sent_at=at, message_id=str(n),
+                    reply_to_id=source.message_id if reply else None,
+                )  # fmt: skip
+                stored = ledger.store_message(message, received_at=at, handled=True)
+                ledger.record_withdrawal(
+                    message_row=stored.id, message=message, said=said, at=at, lifetime=LIFETIME
+                )
+                continue
+            if roll < 0.3 and posted:  # a broker relays a post of the day, near its price
+                source, offer = posted[-1]
+                if at - source.sent_at > timedelta(hours=20):
+                    continue
+                who = rng.choice(brokers)
+                if offer.price is not None and rng.random() < 0.5:
+                    offer = replace(offer, price=(offer.price * Decimal("1.005")).quantize(
+                        Decimal("0.01")))  # fmt: skip
+            else:
+                who = rng.choice(parties)
+                side, deal, gpu, servers, place = rng.choice(lots)
+                usd = rng.random() < 0.3
+                level = {"H100": 12, "A100": 6, "RTX 4090": 2}[gpu] * (
+                    1 if deal is Deal.RENT else 17500
+                )
+                level *= rng.choice([1.0, 1.0, 0.95, 1.1])
+                per_server = rng.random() < 0.5
+                amount = level * (5840 if deal is Deal.RENT else 8) if per_server else level
+                if usd:
+                    amount /= 7.2
+                price = None if rng.random() < 0.15 else Decimal(str(round(amount, 2)))
+                offer = Offer(
+                    side=side, deal=deal, gpu=gpu, quantity=servers * 8,
+                    quantity_unit=QuantityUnit.GPU, price=price,
+                    currency=None if price is None else (Currency.USD if usd else Currency.CNY),
+                    price_per=None if price is None else (
+                        (PricePer.SERVER_MONTH if per_server else PricePer.GPU_HOUR)
+                        if deal is Deal.RENT else (PricePer.SERVER if per_server else PricePer.GPU)
+                    ),
+                    gpus_per_server=8 if per_server else None, location=place,
+                )  # fmt: skip
+            message = ChatMessage(
+                platform="telegram", chat_id=rng.choice(["g1", "g2"]), sender_id=who,
+                sender_name=who, text=f"{offer.gpu} #{n}", sent_at=at, message_id=str(n),
+            )  # fmt: skip
+            stored = ledger.store_message(message, received_at=at, handled=True)
+            gpus = gpu_count(offer)
+            offer_id = ledger.add_offer(
+                message_row=stored.id, item=0, message=message, offer=offer, gpus=gpus,
+                posted_at=at, expires_at=at + LIFETIME,
+            )  # fmt: skip
+            ledger.record_advert(
+                message_row=stored.id, item=0, message=message, offer=offer, gpus=gpus,
+                offer_id=offer_id,
+            )  # fmt: skip
+            posted.append((message, offer))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_market_of_a_generated_ledger_reads_week_by_week_as_its_whole_history(
+    seed: int, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The live market (read a few rows at a time, forgetting as it goes, priced quote by
+    # quote, packed and thawed to go back a day, saved in the ledger and read back) against
+    # the listings of the whole history, for each week a market is asked about: this week,
+    # the week before, two weeks back. Three desks read it: one that has run all along, one
+    # started again just now (it reads the market saved in the ledger), and one that builds
+    # it from history.
+    monkeypatch.setattr(listings, "FORGET_EVERY", 1)
+    monkeypatch.setattr(listings, "BUILD_CHUNK", 40)
+    ledger = Ledger.open(db_path)
+    fill_ledger(ledger, seed)
+    rng = random.Random(seed)
+    running = Ledger.open(db_path)
+    now = START - timedelta(days=22)
+    while now < START + timedelta(days=3):
+        now += timedelta(hours=rng.choice([5, 17, 41]))
+        this = Week.of(now, ZONE)
+        restarted = Ledger.open(db_path)
+        built = Ledger.open(db_path)
+        for week in (this, this.shifted(-1), this.shifted(-2)):
+            book = running.listings(until=now, lifetime=LIFETIME)
+            expected = pulses(book, [week], currency=running.valuation.currency)
+            for reader in (running, restarted, built):
+                if reader is built and week == this:
+                    built.conn.execute("DELETE FROM market_saved")
+                assert reader.week_pulses(week, now=now, lifetime=LIFETIME) == expected, (
+                    seed, now, week.label)  # fmt: skip
+        restarted.close()
+        built.close()
+    # An edit of a post of the day before sends the market back to its packed copy.
+    row = running.conn.execute("SELECT max(message) FROM adverts WHERE at_us < ?",
+                               (micros(now - timedelta(hours=20)),)).fetchone()[0]  # fmt: skip
+    running.forget_listing_facts(row)
+    this = Week.of(now, ZONE)
+    book = running.listings(until=now, lifetime=LIFETIME)
+    for week in (this, this.shifted(-1)):
+        expected = pulses(book, [week], currency=running.valuation.currency)
+        assert running.week_pulses(week, now=now, lifetime=LIFETIME) == expected
+    running.close()
+    ledger.close()
+
+
+def expected_pulses(ledger: Ledger, now: datetime, week: Week) -> list[object]:
+    book = ledger.listings(until=now, lifetime=LIFETIME)
+    return list(pulses(book, [week], currency=ledger.valuation.currency))
+
+
+def counting_builds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    built: list[int] = []
+    real = Ledger._build_market
+
+    def counted(*args: object, **kwargs: object) -> object:
+        built.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Ledger, "_build_market", counted)
+    return built
+
+
+def test_a_restart_reads_the_saved_market_and_the_rows_since_not_the_history(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Ledger.open(db_path) as ledger:
+        fill_ledger(ledger, 7)
+        then = START - timedelta(days=9, hours=5)
+        ledger.warm_market(now=then, lifetime=LIFETIME, zone=ZONE)  # built, and saved
+        saved = ledger.conn.execute("SELECT count(*), max(now_us) FROM market_saved").fetchone()
+        assert saved[0] == 1 and saved[1] < micros(then)  # a copy of a day before
+    built = counting_builds(monkeypatch)
+    for now in (then, START + timedelta(hours=30)):  # rows since: read on from the copy
+        with Ledger.open(db_path) as restarted:
+            this = Week.of(now, ZONE)
+            for week in (this, this.shifted(-1)):
+                found = restarted.week_pulses(week, now=now, lifetime=LIFETIME)
+                assert found == expected_pulses(restarted, now, week)
+    assert built == []
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    ["lifetime", "rate", "zone", "edited before it", "garbled", "not a market", "a ledger before"],
+)
+def test_a_saved_market_that_does_not_fit_is_read_again_from_history(
+    spoil: str, db_path: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    with Ledger.open(db_path) as ledger:
+        fill_ledger(ledger, 3)
+        ledger.warm_market(now=START, lifetime=LIFETIME, zone=ZONE)
+    lifetime, zone, valuation = LIFETIME, ZONE, None
+    ran = tmp_path / "ran"
+    with Ledger.open(db_path) as ledger:
+        conn = ledger.conn
+        if spoil == "lifetime":
+            lifetime = timedelta(days=10)
+        elif spoil == "rate":
+            valuation = Valuation(usd_cny=Decimal("7.1"))
+        elif spoil == "zone":
+            zone = ZoneInfo("Europe/Berlin")
+        elif spoil == "edited before it":  # a post older than the copy, edited since
+            saved_at = conn.execute("SELECT now_us FROM market_saved").fetchone()[0]
+            row = conn.execute(
+                "SELECT max(message) FROM adverts WHERE at_us < ?", (saved_at - 10**9,)
+            ).fetchone()[0]
+            ledger.forget_listing_facts(row)
+        elif spoil == "garbled":
+            conn.execute("UPDATE market_saved SET packed = randomblob(length(packed))")
+        elif spoil == "not a market":  # read as data only: no code named in it is run
+            evil = pickle.dumps(Evil(str(ran)), protocol=pickle.HIGHEST_PROTOCOL)
+            conn.execute("UPDATE market_saved SET packed = ?", (evil,))
+        else:  # the ledger put back from before some rows the copy read
+            conn.execute("UPDATE market_saved SET advert = advert + 1000000")
+    built = counting_builds(monkeypatch)
+    with Ledger.open(db_path, valuation) as ledger:
+        for week in (Week.of(START, zone), Week.of(START, zone).shifted(-1)):
+            found = ledger.week_pulses(week, now=START, lifetime=lifetime)
+            book = ledger.listings(until=START, lifetime=lifetime)
+            assert found == pulses(book, [week], currency=ledger.valuation.currency)
+    assert built == [1]
+    assert not ran.exists()
+
+
+class Evil:
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (os.system, (f"touch {self.path}",))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_a_weeks_parties_are_the_same_whatever_the_order_its_listings_come_in(seed: int) -> None:
+    # `LiveMarket.build` adds listings to the weeks as it forgets them, not in the order they
+    # were made: a party's price and quantity must not depend on it (posts on the hour tie).
+    adverts, withdrawals = history(seed)
+    book = build_listings(adverts, withdrawals, lifetime=LIFETIME)
+    edges = [micros(Week.of(START, ZONE).shifted(n).start) for n in range(7)]
+
+    def parties(order: list[listings.Listing]) -> dict[object, object]:
+        tally = listings._Tally(edges, book.codes.lots)
+        tally.add_listings(order)
+        return {
+            (group, index, party): (
+                *entry[:2],
+                entry[2].seq,
+                *entry[3:5],
+                entry[5] and entry[5].seq,
+            )  # type: ignore[union-attr]
+            for group, windows in tally.groups.items()
+            for index, side in enumerate(windows)
+            if side is not None
+            for party, entry in side.parties.items()
+        }
+
+    shuffled = list(book.listings)
+    random.Random(seed).shuffle(shuffled)
+    assert parties(shuffled) == parties(book.listings)
+
+
+def test_a_market_of_one_unpriced_listing_packs_and_thaws() -> None:
+    alice = ("telegram", "alice")
+    lot = LOTS[0]
+    adverts = [Advert(1, 1, micros(START), alice, ("telegram", "g1"), lot, None, None, None)]
+    relayed = Advert(2, 2, micros(START) + 3_600_000_000, ("telegram", "k1"), ("telegram", "g2"),
+                     lot, None, None, None)  # fmt: skip
+    market = build([*adverts, relayed], [], micros(START) + 7_200_000_000)
+    thawed = market.copy()
+    week = Week.of(START, ZONE)
+    assert thawed.pulses(week, currency=Currency.CNY) == market.pulses(week, currency=Currency.CNY)
+    (listing,) = thawed.builder.listings
+    assert listing.own_prices == [None] and [r[1] for r in listing.relays] == [None]

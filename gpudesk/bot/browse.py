@@ -147,6 +147,7 @@ _TABLES: dict[str, dict[str, Any]] = {
         },
     },
     "_sqlite_migrations": {"hidden": True},
+    "market_saved": {"hidden": True},  # the live market packed for a quick restart: blobs
 }
 
 _QUERIES: dict[str, dict[str, Any]] = {

@@ -46,6 +46,10 @@ from __future__ import annotations
 
 import bisect
 import gc
+import io
+import pickle
+import sys
+from array import array
 from collections import OrderedDict, deque
 from collections.abc import Callable, Container, Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -56,7 +60,8 @@ from enum import StrEnum
 from fractions import Fraction
 from itertools import islice
 from operator import attrgetter, itemgetter
-from typing import NamedTuple
+from typing import IO, Any, NamedTuple
+from zoneinfo import ZoneInfo
 
 from gpudesk.market.book import PostedOffer
 from gpudesk.market.match import LOOKALIKE_WINDOW, same_price
@@ -237,6 +242,12 @@ class Withdrawal:
         return moment(self.at)
 
 
+# What a lean listing holds in place of its posts, groups and relays (shared, never added to).
+_NO_POSTS: tuple[()] = ()
+_NO_CHATS: frozenset[Hashable] = frozenset()
+_NO_RELAYS: tuple[()] = ()
+
+
 class Listing:
     """One party's standing offer and the advertisements that made it known."""
 
@@ -261,7 +272,7 @@ class Listing:
         "variant",
     )
 
-    def __init__(self, advert: Advert, lifetime: int, codes: Codes):
+    def __init__(self, advert: Advert, lifetime: int, codes: Codes, keep_posts: bool = True):
         # Fields by position: the ledger's rows are plain tuples in `Advert`'s order.
         id_, _, at, party, chat, lot, variant, price, _ = advert
         self.id = id_  # its original advertisement's
@@ -271,16 +282,22 @@ class Listing:
         self.lot: Lot = codes.lots[lot]
         self.first_at = self.last_at = at  # µs; last: its latest, own or a broker's
         self.ends_at = at + lifetime  # the first moment it no longer stands
-        self.adverts: list[tuple[Advert, Role]] = [(advert, Role.ORIGINAL)]
+        # Its posts and groups (`keep_posts` only: a lean reading keeps neither, nor the row,
+        # since a market kept in memory holds a hundred thousand listings).
+        self.adverts: list[tuple[Advert, Role]] = (
+            [(advert, Role.ORIGINAL)] if keep_posts else _NO_POSTS  # type: ignore[assignment]
+        )
         self.closed_by: Withdrawal | None = None
-        self.chats = {chat}  # where its party posted it
-        self.price_key = price
+        self.chats: set[Hashable] = {chat} if keep_posts else _NO_CHATS  # where its party posted
+        self.price_key = price if keep_posts else None  # a lean reading never asks
         self.price = None if price is None else codes.prices[price]  # latest (keep_posts)
-        self.variant = variant
+        # one string per variant however many rows name it
+        self.variant = variant if variant is None else sys.intern(variant)
         # Its own advertisements in time order, for "the price in force" at any moment.
         self.own_times = [at]
         self.own_prices = [self.price]
-        self.relays: list[tuple[int, Decimal | None, str | None, Hashable]] = []  # brokers'
+        # brokers' relays: (at, price, variant, poster); a list from the first one on
+        self.relays: list[tuple[int, Decimal | None, str | None, Hashable]] = _NO_RELAYS  # type: ignore[assignment]
         self.seq = 0  # its place in the order listings were made (the builder numbers them)
 
     side = property(lambda self: self.lot.side)
@@ -395,6 +412,7 @@ class _Builder:
         self.window = BROKER_WINDOW // _MICRO
         self.keep_posts = keep_posts
         self.withdrawals = withdrawals
+        self.done = 0  # withdrawals applied so far (they are read merged with the posts)
         self.listings: list[Listing] = []
         self.own: dict[tuple[Hashable, Hashable], Listing] = {}  # each party's latest per lot
         # per relayable lot, the listings a post could still relay: standing, or advertised
@@ -416,13 +434,24 @@ class _Builder:
         }
         if index_all:
             self.wanted_posts = self.wanted_offers = _ALL
-        self.by_post: dict[int, list[tuple[Advert, Listing]]] = {}
-        self.by_offer: dict[int, list[Listing]] = {}
+        # A post's listings: each as itself when its party made the post, else as (poster,
+        # listing); a list when there are several (see `_put`, `_posted`): an index of every
+        # post of a market kept in memory is a hundred thousand entries.
+        self.by_post: dict[int, object] = {}
+        self.by_offer: dict[int, object] = {}  # a book offer's listings (`_put`, `_each`)
         self.relays_possible: dict[Hashable, bool] = {}  # per lot: quantity and place stated
         self.made = 0  # listings made so far (`Listing.seq`)
+        self.same: dict[Hashable, Hashable] = {}  # each party's and lot's code, as one object
         self.closed: list[Listing] | None = None  # when a caller follows closings: those made
 
     def run(self, adverts: list[Advert]) -> Listings:
+        self.read(adverts)
+        self.finish()
+        return Listings(self.listings, self.lifetime, self.withdrawals, adverts, self.codes)
+
+    def read(self, adverts: Iterable[Advert]) -> None:
+        """Read advertisements in order, with the withdrawals made before each (those after
+        the last wait for more posts, or for `finish`)."""
         # The hot loop: a million advertisements make a year, most of them a party's own
         # repost. In lean mode that is a few appends; everything else is a method call.
         own, life, prices, lately = self.own, self.life, self.codes.prices, self.lately
@@ -431,8 +460,9 @@ class _Builder:
             self.wanted_offers,
             self.keep_posts,
         )
-        pending = self.withdrawals
-        done, upcoming = 0, pending[0].at if pending else _NEVER
+        by_post, by_offer = self.by_post, self.by_offer
+        pending, done = self.withdrawals, self.done
+        upcoming = pending[done].at if done < len(pending) else _NEVER
         for advert in adverts:
             _, message, at, party, _, lot, variant, price, offer = advert
             if upcoming <= at:
@@ -454,12 +484,17 @@ class _Builder:
                 if variant is not None and mine.variant is None:
                     mine.variant = variant
                 if offer in wanted_offers:
-                    self.by_offer.setdefault(offer, []).append(mine)  # type: ignore[arg-type]
+                    _put(by_offer, offer, mine)
             if message in wanted_posts:
-                self.by_post.setdefault(message, []).append((advert, mine))
-        for withdrawal in pending[done:]:
-            self.withdraw(withdrawal)
-        return Listings(self.listings, self.lifetime, pending, adverts, self.codes)
+                _put(by_post, message, mine if mine.key == party else (party, mine))
+        self.done = done
+
+    def finish(self) -> None:
+        """Apply the withdrawals made after the last advertisement read."""
+        pending = self.withdrawals
+        while self.done < len(pending):
+            self.done += 1
+            self.withdraw(pending[self.done - 1])
 
     def withdraw_before(self, advert: Advert, done: int) -> tuple[int, int]:
         """Apply the withdrawals made before `advert`; the next one's index and time."""
@@ -496,7 +531,7 @@ class _Builder:
         mine.last_at, mine.ends_at = at, at + self.life
         self.heard(advert[5], mine)
         if offer in self.wanted_offers:
-            self.by_offer.setdefault(offer, []).append(mine)  # type: ignore[arg-type]
+            _put(self.by_offer, offer, mine)
 
     def heard(self, lot: Hashable, listing: Listing) -> None:
         """`listing` was just advertised: last in its lot's order (if it can be relayed)."""
@@ -516,14 +551,17 @@ class _Builder:
         if relayed is not None:
             self.attach_broker(relayed, advert)
             return relayed
-        mine = Listing(advert, self.life, self.codes)
+        mine = Listing(advert, self.life, self.codes, self.keep_posts)
+        # the same code, one object: rows bring a new one each time (a market keeps 100,000s)
+        party = mine.key = self.same.setdefault(party, party)
+        lot = mine.lot_key = self.same.setdefault(lot, lot)
         mine.seq = self.made
         self.made += 1
         self.listings.append(mine)
         self.own[(party, lot)] = mine
         self.by_party.setdefault(party, []).append(mine)
         if offer in self.wanted_offers:
-            self.by_offer.setdefault(offer, []).append(mine)  # type: ignore[arg-type]
+            _put(self.by_offer, offer, mine)
         if can_relay:
             heard = self.lately.get(lot)
             if heard is not None:
@@ -540,8 +578,10 @@ class _Builder:
         """
         _, _, at, party, _, lot, variant, price_key, _ = advert
         horizon = at - self.window
-        # Those advertised in the last day (nothing said of the others), in the order made.
+        # Those advertised in the last day (nothing said of the others), in any order: ties
+        # go to the one made first whatever the order (a busy lot's are not sorted for it).
         heard = self.lately.get(lot)
+        candidates: Iterable[Listing]
         if heard is not None:
             candidates = _heard_since(heard, horizon)
         else:
@@ -562,9 +602,14 @@ class _Builder:
         if not candidates:
             return None
         price = None if price_key is None else self.codes.prices[price_key]
+        # Prices outside (low, high) are not within 1% of this one, so most of the others'
+        # prices are told apart with two comparisons (the rest by `same_price` itself).
+        low = high = None
+        if price is not None and price > 0:
+            low, high = price * _SURELY_LOWER, price * _SURELY_HIGHER
         best, best_at, closed = None, -1, None
         for listing in candidates:
-            if listing.key == party:
+            if listing.key == party or listing.last_at < horizon:
                 continue
             if variant is not None and listing.variant is not None and variant != listing.variant:
                 continue
@@ -575,23 +620,35 @@ class _Builder:
             index = len(times) - 1
             while index >= 0 and times[index] >= horizon:
                 other = prices[index]
-                if other is price or same_price(price, other):
+                if other is price or (
+                    (low is None or (other is not None and low < other < high))  # type: ignore[operator]
+                    and same_price(price, other)
+                ):
                     seen = times[index]
                     break
                 index -= 1
             if seen < 0:
-                for relay_at, relay_price, _, poster in reversed(listing.relays):
+                relays = listing.relays
+                for relay_at, relay_price, _, poster in reversed(relays) if relays else relays:
                     if relay_at < horizon:
                         break
-                    if poster != party and (relay_price is price or same_price(price, relay_price)):
+                    if poster != party and (
+                        relay_price is price
+                        or (
+                            (low is None or (relay_price is not None and low < relay_price < high))  # type: ignore[operator]
+                            and same_price(price, relay_price)
+                        )
+                    ):
                         seen = relay_at
                         break
                 if seen < 0:
                     continue
             if listing.first_at <= at < listing.ends_at:
-                if seen > best_at:
+                if seen > best_at or (
+                    seen == best_at and best is not None and listing.seq < best.seq
+                ):
                     best, best_at = listing, seen
-            elif closed is None:
+            elif closed is None or listing.seq < closed.seq:
                 closed = listing
         return best or closed
 
@@ -605,6 +662,8 @@ class _Builder:
         if self.keep_posts:
             listing.adverts.append((advert, Role.BROKER_REPOST))
         price = None if price_key is None else self.codes.prices[price_key]
+        if listing.relays is _NO_RELAYS:
+            listing.relays = []
         listing.relays.append((at, price, variant, party))
         relayed = self.relayed.setdefault(party, [])
         if not relayed or relayed[-1] is not listing:
@@ -615,13 +674,13 @@ class _Builder:
     def withdraw(self, withdrawal: Withdrawal) -> None:
         at = withdrawal.at
         if withdrawal.offer is not None:
-            for listing in self.by_offer.get(withdrawal.offer, ()):
-                self.close(listing, withdrawal)
+            for listing in _each(self.by_offer.get(withdrawal.offer)):
+                self.close(listing, withdrawal)  # type: ignore[arg-type]
             return
         closed = False
         if withdrawal.reply_to is not None:
-            for seen, listing in self.by_post.get(withdrawal.reply_to, ()):
-                if withdrawal.party in (listing.key, seen[3]) and _named(withdrawal, listing):
+            for poster, listing in _posted(self.by_post.get(withdrawal.reply_to)):
+                if withdrawal.party in (listing.key, poster) and _named(withdrawal, listing):
                     closed |= self.close(listing, withdrawal)
         if closed or withdrawal.gpu is None:
             return
@@ -662,10 +721,10 @@ class _Builder:
             if variant is not None and mine.variant is None:
                 mine.variant = variant
             if offer in self.wanted_offers:
-                self.by_offer.setdefault(offer, []).append(mine)  # type: ignore[arg-type]
+                _put(self.by_offer, offer, mine)
             kind = _OWN
         if message in self.wanted_posts:
-            self.by_post.setdefault(message, []).append((advert, mine))
+            _put(self.by_post, message, mine if mine.key == party else (party, mine))
         return mine, kind
 
     def withdraw_now(self, withdrawal: Withdrawal) -> list[Listing]:
@@ -677,95 +736,102 @@ class _Builder:
         finally:
             self.closed = None
 
-    def forget(self, keep: Callable[[Listing], bool]) -> None:
+    def forget(self, keep: Callable[[Listing], bool]) -> list[Listing]:
         """Drop the listings `keep` refuses from the state (they can stand, be closed or be
-        relayed no more): a market kept up to date holds only what can still change."""
-        self.listings = [listing for listing in self.listings if keep(listing)]
-        kept = {id(listing) for listing in self.listings}
-        self.withdrawals = []  # read in `run`, which is over
-
-        def alive(listing: Listing) -> bool:
-            return id(listing) in kept
-
-        self.own = {key: listing for key, listing in self.own.items() if alive(listing)}
-        for index in (self.by_party, self.relayed, self.by_offer):
-            for key in list(index):
-                found = [listing for listing in index[key] if alive(listing)]
-                if found:
-                    index[key] = found
-                else:
-                    del index[key]
+        relayed no more): a market kept up to date holds only what can still change. Returns
+        those dropped, in the order made."""
+        kept_listings, dropped = [], []
+        for listing in self.listings:
+            (kept_listings if keep(listing) else dropped).append(listing)
+        if not dropped:
+            return dropped
+        self.listings = kept_listings
+        kept = {id(listing) for listing in kept_listings}
+        # The withdrawals applied are done with (those to come are kept).
+        del self.withdrawals[: self.done]
+        self.done = 0
+        # Every index made again, without the dropped (a dict does not shrink as keys go).
+        self.own = {key: found for key, found in self.own.items() if id(found) in kept}
+        for name in ("by_party", "relayed", "relayable"):
+            lists = {}
+            for key, found in getattr(self, name).items():
+                alive = [listing for listing in found if id(listing) in kept]
+                if alive:
+                    lists[key] = alive
+            setattr(self, name, lists)
         for lot, heard in self.lately.items():
-            self.lately[lot] = OrderedDict((listing, None) for listing in heard if alive(listing))
-        for lot in list(self.relayable):
-            found = [listing for listing in self.relayable[lot] if alive(listing)]
-            if found:
-                self.relayable[lot] = found
-            else:
-                del self.relayable[lot]
-        for message in list(self.by_post):
-            posts = [post for post in self.by_post[message] if alive(post[1])]
-            if posts:
-                self.by_post[message] = posts
-            else:
-                del self.by_post[message]
-
-    def copy(self) -> tuple[_Builder, dict[int, Listing]]:
-        """A copy that reads on without touching this one, and its listing for each of ours
-        (by `id`): every listing the state refers to is in `listings`."""
-        other = object.__new__(_Builder)
-        other.__dict__.update(self.__dict__)
-        clones = {id(listing): _clone(listing) for listing in self.listings}
-
-        def of(listing: Listing) -> Listing:
-            return clones[id(listing)]
-
-        other.listings = [of(listing) for listing in self.listings]
-        other.own = {key: of(listing) for key, listing in self.own.items()}
-        other.lately = {
-            lot: OrderedDict((of(listing), None) for listing in heard)
-            for lot, heard in self.lately.items()
-        }
-        other.relayable = {lot: list(map(of, found)) for lot, found in self.relayable.items()}
-        other.by_party = {key: list(map(of, found)) for key, found in self.by_party.items()}
-        other.relayed = {key: list(map(of, found)) for key, found in self.relayed.items()}
-        other.by_offer = {key: list(map(of, found)) for key, found in self.by_offer.items()}
-        other.by_post = {
-            key: [(advert, of(listing)) for advert, listing in posts]
-            for key, posts in self.by_post.items()
-        }
-        other.withdrawals = list(self.withdrawals)
-        other.closed = None
-        return other, clones
+            self.lately[lot] = OrderedDict(
+                (listing, None) for listing in heard if id(listing) in kept
+            )
+        for name in ("by_post", "by_offer"):
+            entries: dict[int, object] = {}
+            for key, entry in getattr(self, name).items():
+                kind = type(entry)
+                if kind is Listing:
+                    if id(entry) in kept:
+                        entries[key] = entry
+                elif kind is tuple:
+                    if id(entry[1]) in kept:  # type: ignore[index]
+                        entries[key] = entry
+                else:
+                    alive = [
+                        e
+                        for e in entry
+                        if id(e if type(e) is Listing else e[1]) in kept  # type: ignore[attr-defined]
+                    ]
+                    if alive:
+                        entries[key] = alive if len(alive) > 1 else alive[0]
+            setattr(self, name, entries)
+        return dropped
 
 
-def _clone(listing: Listing) -> Listing:
-    other = object.__new__(Listing)
-    for name in Listing.__slots__:
-        setattr(other, name, getattr(listing, name))
-    other.adverts = list(listing.adverts)
-    other.chats = set(listing.chats)
-    other.own_times = list(listing.own_times)
-    other.own_prices = list(listing.own_prices)
-    other.relays = list(listing.relays)
-    return other
+def _put(index: dict[int, object], key: int, value: object) -> None:
+    """Index `value` under `key`: as itself while it is the only one there, else in a list
+    (a listing already there last is not added again)."""
+    found = index.get(key)
+    if found is None:
+        index[key] = value
+    elif type(found) is list:
+        if found[-1] is not value:
+            found.append(value)
+    elif found is not value:
+        index[key] = [found, value]
 
 
-# A lot with more listings to look through than this is read in the order last advertised.
-BUSY_LOT = 32
+def _each(found: object) -> list[object]:
+    """What `_put` indexed under one key, as a list."""
+    if found is None:
+        return []
+    return found if type(found) is list else [found]  # type: ignore[return-value]
 
 
-def _heard_since(heard: OrderedDict[Listing, None], horizon: int) -> list[Listing]:
-    """The listings of a busy lot advertised at or after `horizon`, in the order made; the
-    quieter ones in front are dropped (they can be relayed no more)."""
+def _posted(found: object) -> Iterator[tuple[Hashable, Listing]]:
+    """A post's listings as `by_post` holds them, each with the post's poster."""
+    for entry in _each(found):
+        if type(entry) is Listing:
+            yield entry.key, entry
+        else:
+            yield entry  # type: ignore[misc]
+
+
+# A price below this share of another, or above this one, is surely not within 1% of it
+# (`match.same_price`): a margin that no rounding comes near.
+_SURELY_LOWER, _SURELY_HIGHER = Decimal("0.98"), Decimal("1.02")
+# A lot with more listings to look through than this is read in the order last advertised
+# (measured on a million posts: reading all but the smallest lots so is quicker).
+BUSY_LOT = 4
+
+
+def _heard_since(heard: OrderedDict[Listing, None], horizon: int) -> OrderedDict[Listing, None]:
+    """A busy lot's listings, without the quiet ones in front (advertised before `horizon`:
+    they can be relayed no more). One read out of order may leave a quiet one behind a later
+    one: the caller passes over those too."""
     while heard:
         quietest = next(iter(heard))
         if quietest.last_at >= horizon:
             break
         heard.popitem(last=False)
-    if len(heard) <= 1:
-        return list(heard)
-    return sorted((c for c in heard if c.last_at >= horizon), key=attrgetter("seq"))
+    return heard
 
 
 def _agree(a: object, b: object) -> bool:
@@ -972,69 +1038,96 @@ def window_sides(
 ) -> dict[tuple[str, Deal, Side], list[_Side | None]]:
     """Per (gpu, deal, side), its parties and posts in each window [edges[i], edges[i+1])
     (times in µs): what `window_pulses` sums up."""
-    count = len(edges) - 1
-    low, high = edges[0], edges[-1]
-    # Per (gpu, deal, side), its windows' sides; per lot, which of those lists it goes to.
-    groups: dict[tuple[str, Deal, Side], list[_Side | None]] = {}
-    of_lot: dict[Hashable, list[_Side | None]] = {}
-    for listing in book.listings:
-        first, ends = listing.first_at, listing.ends_at
-        if first >= high or ends <= low or ends <= first:  # not standing in the windows
-            continue
-        windows = of_lot.get(listing.lot_key)
-        if windows is None:
-            lot = listing.lot
-            wanted = (gpu is None or lot.gpu == gpu) and (deal is None or lot.deal is deal)
-            windows = of_lot[listing.lot_key] = _windows_of(groups, lot, count) if wanted else []
-        if not windows:
-            continue
-        # Windows it stands in: from the one holding its first moment to the last one that
-        # starts before it ends.
-        begin = max(0, bisect.bisect_right(edges, first) - 1)
-        stop = min(count - 1, bisect.bisect_left(edges, ends) - 1)
-        _add_standing(windows, listing, edges, begin, stop)
-    _count_posts(book, list(edges), groups, gpu, deal)
-    return groups
-
-
-def _count_posts(
-    book: Listings,
-    edges: list[int],
-    groups: dict[tuple[str, Deal, Side], list[_Side | None]],
-    gpu: str | None,
-    deal: Deal | None,
-) -> None:
-    """The raw figures: each window's posts and posters per side, in one pass over the posts
-    in time order, the window moving along with them."""
-    lots = book.codes.lots
+    tally = _Tally(edges, book.codes.lots, gpu=gpu, deal=deal)
+    tally.add_listings(book.listings)
     adverts = book.adverts
-    count = len(edges) - 1
-    low, high = edges[0], edges[-1]
-    start = bisect.bisect_left(adverts, low, key=itemgetter(2))
-    index, limit = 0, edges[1]  # the window of the current post, and where it ends
-    slots: dict[Hashable, _Side | None] = {}  # this window's side of each lot, None: not wanted
-    get = slots.get
-    for advert in islice(adverts, start, None):
-        if advert[2] >= limit:  # into a later window (the last ends at `high`)
-            if advert[2] >= high:
-                break
-            index = bisect.bisect_right(edges, advert[2]) - 1
-            limit = edges[index + 1]
-            slots = {}
-            get = slots.get
-        side = get(advert[5], _UNSEEN)
-        if side is _UNSEEN:
-            lot = lots[advert[5]]
-            side = None
-            if (gpu is None or lot.gpu == gpu) and (deal is None or lot.deal is deal):
-                windows = _windows_of(groups, lot, count)
-                side = windows[index]
-                if side is None:
-                    side = windows[index] = _Side()
-            slots[advert[5]] = side
-        if side is not None:
-            side.messages.add(advert[1])
-            side.posters.add(advert[3])
+    tally.add_posts(islice(adverts, bisect.bisect_left(adverts, edges[0], key=itemgetter(2)), None))
+    return tally.groups
+
+
+class _Tally:
+    """Per (gpu, deal, side), its parties and posts in each window [edges[i], edges[i+1])
+    (µs), added up from listings in any order and posts in time order: `window_sides` adds a
+    whole history at once; `LiveMarket.build` adds listings as it forgets them, and posts as
+    they are read."""
+
+    def __init__(
+        self,
+        edges: Sequence[int],
+        lots: Mapping[Hashable, Lot],
+        *,
+        gpu: str | None = None,
+        deal: Deal | None = None,
+        posts_from: int = 0,
+    ):
+        self.edges = list(edges)
+        self.count = len(edges) - 1
+        self.lots, self.gpu, self.deal = lots, gpu, deal
+        # Per (gpu, deal, side), its windows' sides; per lot, which of those lists it goes to.
+        self.groups: dict[tuple[str, Deal, Side], list[_Side | None]] = {}
+        self.of_lot: dict[Hashable, list[_Side | None]] = {}
+        # The posts: the window of the last one, where it ends, and that window's side of each
+        # lot (None: not wanted). They count from window `posts_from` on (`LiveMarket.build`
+        # wants only the median ask of the first of its windows).
+        self.index, self.limit = posts_from, self.edges[posts_from + 1]
+        self.slots: dict[Hashable, _Side | None] = {}
+
+    def add_listings(self, listings: Iterable[Listing]) -> None:
+        """Add listings to the windows they stand in (each once, in any order)."""
+        edges, count, groups, of_lot = self.edges, self.count, self.groups, self.of_lot
+        gpu, deal = self.gpu, self.deal
+        low, high = edges[0], edges[-1]
+        for listing in listings:
+            first, ends = listing.first_at, listing.ends_at
+            if first >= high or ends <= low or ends <= first:  # not standing in the windows
+                continue
+            windows = of_lot.get(listing.lot_key)
+            if windows is None:
+                lot = listing.lot
+                wanted = (gpu is None or lot.gpu == gpu) and (deal is None or lot.deal is deal)
+                windows = of_lot[listing.lot_key] = (
+                    _windows_of(groups, lot, count) if wanted else []
+                )
+            if not windows:
+                continue
+            # Windows it stands in: from the one holding its first moment to the last one that
+            # starts before it ends.
+            begin = max(0, bisect.bisect_right(edges, first) - 1)
+            stop = min(count - 1, bisect.bisect_left(edges, ends) - 1)
+            _add_standing(windows, listing, edges, begin, stop)
+
+    def add_posts(self, adverts: Iterable[Advert]) -> None:
+        """The raw figures: each window's posts and posters per side, from posts in time order
+        (after any added before), the window moving along with them."""
+        edges, count, groups, lots = self.edges, self.count, self.groups, self.lots
+        gpu, deal = self.gpu, self.deal
+        low, high = edges[self.index], edges[-1]  # (the window moves on only)
+        index, limit, slots = self.index, self.limit, self.slots
+        get = slots.get
+        for advert in adverts:
+            if advert[2] < low:
+                continue
+            if advert[2] >= limit:  # into a later window (the last ends at `high`)
+                if advert[2] >= high:
+                    break
+                index = bisect.bisect_right(edges, advert[2]) - 1
+                limit = edges[index + 1]
+                slots = {}
+                get = slots.get
+            side = get(advert[5], _UNSEEN)
+            if side is _UNSEEN:
+                lot = lots[advert[5]]
+                side = None
+                if (gpu is None or lot.gpu == gpu) and (deal is None or lot.deal is deal):
+                    windows = _windows_of(groups, lot, count)
+                    side = windows[index]
+                    if side is None:
+                        side = windows[index] = _Side()
+                slots[advert[5]] = side
+            if side is not None:
+                side.messages.add(advert[1])
+                side.posters.add(advert[3])
+        self.index, self.limit, self.slots = index, limit, slots
 
 
 def _windows_of(
@@ -1128,6 +1221,32 @@ class _Side:
     def quantity(self) -> int:
         return sum(p[_Q] or 0 for p in self.parties.values())  # type: ignore[misc]
 
+    def counts(self) -> tuple[int, int, int]:
+        """Its parties, posts and posters."""
+        return len(self.parties), len(self.messages), len(self.posters)
+
+    def summary(self) -> _Summary:
+        return _Summary(self.prices(), self.quantity(), self.counts())
+
+
+class _Summary:
+    """A side of a week gone by, as its pulse reads it (`_Side`'s figures, without the
+    parties, posts and posters behind them: a week of a busy market has a hundred thousand)."""
+
+    __slots__ = ("_counts", "_prices", "_quantity")
+
+    def __init__(self, prices: list[Decimal], quantity: int, counts: tuple[int, int, int]):
+        self._prices, self._quantity, self._counts = prices, quantity, counts
+
+    def prices(self) -> list[Decimal]:
+        return self._prices
+
+    def quantity(self) -> int:
+        return self._quantity
+
+    def counts(self) -> tuple[int, int, int]:
+        return self._counts
+
 
 class _LiveSide(_Side):
     """A side of the week under way (`LiveMarket`): its parties' prices kept sorted and their
@@ -1212,10 +1331,15 @@ def _add_standing(
                 listing if priced >= 0 else None,
             ]
             continue
-        if at > entry[_Q_AT]:  # type: ignore[operator]
+        # The later post wins; at the same instant, the listing made first (whatever the
+        # order listings come in: `_Tally` adds them as they are forgotten).
+        then = entry[_Q_AT]
+        if at > then or (at == then and listing.seq < entry[_Q_LISTING].seq):  # type: ignore[operator, union-attr]
             entry[_Q_AT], entry[_Q], entry[_Q_LISTING] = at, lot.gpus, listing
-        if priced >= 0 and times[priced] > entry[_P_AT]:  # type: ignore[operator]
-            entry[_P_AT], entry[_P], entry[_P_LISTING] = times[priced], prices[priced], listing
+        if priced >= 0:
+            at, then, before = times[priced], entry[_P_AT], entry[_P_LISTING]
+            if at > then or (at == then and (before is None or listing.seq < before.seq)):  # type: ignore[operator, union-attr]
+                entry[_P_AT], entry[_P], entry[_P_LISTING] = at, prices[priced], listing
 
 
 _EMPTY = _Side()
@@ -1230,14 +1354,17 @@ def _pulse(
     end: datetime,
     currency: Currency,
     thresholds: ReadingThresholds,
-    sell: _Side,
-    buy: _Side,
+    sell: _Side | _Summary,
+    buy: _Side | _Summary,
     previous_median: Decimal | None,
 ) -> Pulse:
     asks, bids = sell.prices(), buy.prices()
     best_ask, best_bid = min(asks, default=None), max(bids, default=None)
     median_ask = percentile(asks, _HALF)
-    sellers, buyers = len(sell.parties), len(buy.parties)
+    (sellers, sell_posts, sell_posters), (buyers, buy_posts, buy_posters) = (
+        sell.counts(),
+        buy.counts(),
+    )
     return Pulse(
         gpu=gpu,
         deal=deal,
@@ -1247,8 +1374,8 @@ def _pulse(
         window_end=end,
         sellers=sellers,
         buyers=buyers,
-        sell_offers=len(sell.messages),
-        buy_offers=len(buy.messages),
+        sell_offers=sell_posts,
+        buy_offers=buy_posts,
         median_ask=median_ask,
         p25_ask=percentile(asks, _QUARTER),
         p75_ask=percentile(asks, _THREE_QUARTERS),
@@ -1262,8 +1389,8 @@ def _pulse(
         qty_offered=sell.quantity(),
         qty_wanted=buy.quantity(),
         reading=read_market(sellers, buyers, thresholds),
-        sell_posters=len(sell.posters),
-        buy_posters=len(buy.posters),
+        sell_posters=sell_posters,
+        buy_posters=buy_posters,
     )
 
 
@@ -1287,6 +1414,10 @@ def _change(before: Decimal | None, after: Decimal | None) -> Decimal | None:
 # An advertisement or a withdrawal arriving behind others is read in place when nothing read
 # after it in this last stretch of time could depend on it; else the market is built again.
 RECENT = timedelta(hours=1)
+# `LiveMarket.build` reads the posts this many at a time, and forgets what can change no more
+# once it holds at least this many listings (and then twice as many as it kept).
+BUILD_CHUNK = 20_000
+FORGET_EVERY = 50_000
 # Items in the order `_Builder.run` reads them: (at, message, 0, id) for an advertisement,
 # (at, message, 1, id) for a withdrawal (it goes after the advertisements of its own message).
 Key = tuple[int, int, int, int]
@@ -1315,37 +1446,23 @@ class LiveMarket:
         self.last_withdrawal = (-1, 0)  # (at, id) of the last withdrawal read
         self.recent: deque[tuple[Key, Hashable, Hashable, str | None, bool]] = deque()
         self._set_week(week)
-        self.earlier: dict[tuple[str, Deal, Side], _Side] = {}  # the week before's sides
+        self.earlier: dict[tuple[str, Deal, Side], _Summary] = {}  # the week before's sides
         self.earlier_medians: dict[tuple[str, Deal], Decimal | None] = {}  # two weeks back
         self.medians: dict[tuple[str, Deal], Decimal | None] = {}  # the week before's asks
         self._cache: dict[tuple[object, ...], tuple[int, Pulse]] = {}
 
     def copy(self) -> LiveMarket:
         """A copy to go back to (`feed` on it leaves this one as it is)."""
+        return self.freeze().thaw()
+
+    def freeze(self, into: IO[bytes] | None = None) -> FrozenMarket:
+        """This market packed into bytes (`FrozenMarket.thaw` makes it a market again): a
+        copy kept to go back to, written into `into` (in memory when not given; the ledger
+        gives a temporary file, so that a big one takes no memory while it waits)."""
+        packed = io.BytesIO() if into is None else into
         with gc_paused():
-            return self._copy()
-
-    def _copy(self) -> LiveMarket:
-        other = object.__new__(LiveMarket)
-        other.__dict__.update(self.__dict__)
-        other.builder, clones = self.builder.copy()
-
-        def of(listing: object) -> object:
-            return clones.get(id(listing), listing)
-
-        other.sides = {}
-        for group, side in self.sides.items():
-            copied = other.sides[group] = _LiveSide()
-            copied.messages, copied.posters = set(side.messages), set(side.posters)
-            copied.parties = {
-                party: [entry[0], entry[1], of(entry[2]), entry[3], entry[4], of(entry[5])]
-                for party, entry in side.parties.items()
-            }
-            copied.sorted_prices, copied.total = list(side.sorted_prices), side.total
-        other.recent = deque(self.recent)
-        other.versions = dict(self.versions)
-        other._cache = {}
-        return other
+            pickle.dump(_pack(self), packed, protocol=pickle.HIGHEST_PROTOCOL)
+        return FrozenMarket(packed, self.builder.codes, self.cursor, self.now)
 
     def _set_week(self, week: Week) -> None:
         self.week = week
@@ -1357,7 +1474,7 @@ class LiveMarket:
     @classmethod
     def build(
         cls,
-        adverts: list[Advert],
+        adverts: Iterable[Advert],
         withdrawals: Iterable[Withdrawal],
         *,
         codes: Codes,
@@ -1366,32 +1483,59 @@ class LiveMarket:
         now: datetime,
     ) -> LiveMarket:
         """The market of a history up to `now` (`adverts` in the ledger's (at, message, id)
-        order, everything at or before `now`)."""
+        order, everything at or before `now`).
+
+        The posts are read as they come (a cursor's rows will do: they need not all be in
+        memory at once), and what can change no more is forgotten along the way, once added
+        to the weeks the market reads (this one, the week before, and the median ask of the
+        week before that): a year of posts is never all in memory, nor its listings."""
         with gc_paused():
             pending = sorted(withdrawals, key=attrgetter("at", "id"))
+            last_withdrawal = pending[-1] if pending else None
             builder = _Builder(lifetime, pending, codes, keep_posts=False, index_all=True)
-            book = builder.run(adverts)
             week = Week.of(now, zone)
             market = cls(builder, zone, week, micros(now))
             weeks = [week.shifted(-2), week.shifted(-1), week]
             edges = [micros(w.start) for w in weeks] + [micros(week.end)]
-            groups = window_sides(book, edges)
-            for group, (two_back, before, this) in groups.items():
+            tally = _Tally(edges, codes.lots, posts_from=1)
+            last, forget_at, rows = None, FORGET_EVERY, iter(adverts)
+            while chunk := list(islice(rows, BUILD_CHUNK)):
+                builder.read(chunk)
+                tally.add_posts(chunk)
+                last = chunk[-1]
+                if len(builder.listings) >= forget_at:
+                    # Ended, and out of a relay's reach: nothing to come can change it (a
+                    # withdrawal closes only what stands, a relay only what was heard within
+                    # the day). The week's ones stay: a withdrawal counts their party again.
+                    settled, horizon = min(last[2], edges[2]), last[2] - builder.window
+                    dropped = builder.forget(_may_change(settled, horizon))
+                    tally.add_listings(dropped)
+                    for listing in dropped:  # what stays of it in the weeks before: its `seq`
+                        if listing.ends_at > edges[0]:
+                            _hollow(listing)
+                    del dropped
+                    # Twice what is left, so that forgetting costs little per post.
+                    forget_at = max(FORGET_EVERY, 2 * len(builder.listings))
+            builder.finish()
+            builder.withdrawals, builder.done = [], 0
+            tally.add_listings(builder.listings)
+            for group, (two_back, before, this) in tally.groups.items():
                 if group[2] is Side.SELL and two_back is not None:
                     market.earlier_medians[group[:2]] = percentile(two_back.prices(), _HALF)
                 if before is not None:
-                    market.earlier[group] = before
+                    market.earlier[group] = before.summary()
                     if group[2] is Side.SELL:
                         market.medians[group[:2]] = percentile(before.prices(), _HALF)
                 if this is not None:
                     market.sides[group] = _LiveSide.taking_over(this)
-            if adverts:
-                last = adverts[-1]
+            if last is not None:
                 market.cursor = (last[2], last[1], 0, last[0])
-            if pending:
-                last_w = pending[-1]
-                market.last_withdrawal = (last_w.at, last_w.id)
-                market.cursor = max(market.cursor, (last_w.at, last_w.message or 0, 1, last_w.id))
+            if last_withdrawal is not None:
+                market.last_withdrawal = (last_withdrawal.at, last_withdrawal.id)
+                market.cursor = max(
+                    market.cursor,
+                    (last_withdrawal.at, last_withdrawal.message or 0, 1, last_withdrawal.id),
+                )
             market.floor = market.cursor
             market._forget()
         return market
@@ -1552,7 +1696,8 @@ class LiveMarket:
             for group, side in self.sides.items()
             if group[2] is Side.SELL
         }
-        self.earlier, self.earlier_medians, self.medians = self.sides, self.medians, medians
+        self.earlier = {group: side.summary() for group, side in self.sides.items()}
+        self.earlier_medians, self.medians = self.medians, medians
         self._set_week(self.week.shifted(1))
         self._cache.clear()
         self._forget()
@@ -1565,8 +1710,7 @@ class LiveMarket:
 
     def _forget(self) -> None:
         """Forget listings that ended before this week and can be relayed no more."""
-        start, horizon = self.start, self.cursor[0] - self.builder.window
-        self.builder.forget(lambda listing: listing.ends_at > start or listing.last_at >= horizon)
+        self.builder.forget(_may_change(self.start, self.cursor[0] - self.builder.window))
 
     # -- reading it --------------------------------------------------------------------------
 
@@ -1609,6 +1753,260 @@ class LiveMarket:
             out.append(cached[1])
         out.sort(key=_busiest)
         return out
+
+
+def _hollow(listing: Listing) -> None:
+    """Empty a listing forgotten once added up (`LiveMarket.build`): the weeks before this
+    one still hold it, but they only ever compare its `seq` again (a tie of two posts)."""
+    for name in _HOLLOWED:
+        delattr(listing, name)
+
+
+_HOLLOWED = ("own_times", "own_prices", "relays", "closed_by", "ends_at", "first_at", "last_at")
+
+
+def _may_change(ended: int, heard: int) -> Callable[[Listing], bool]:
+    """Whether a listing may still change, or stand in a week the market reads: it ends after
+    `ended`, or it was advertised at `heard` or later (a relay may still find it)."""
+    return lambda listing: listing.ends_at > ended or listing.last_at >= heard
+
+
+class FrozenMarket:
+    """A `LiveMarket` packed into bytes (`LiveMarket.freeze`): what the ledger keeps to go
+    back to when a row comes in that the market cannot read in place (an edit, a late post).
+    `thaw` makes a market of it again."""
+
+    __slots__ = ("codes", "cursor", "now", "packed", "tag")
+
+    def __init__(self, packed: IO[bytes], codes: Codes, cursor: Key, now: int):
+        self.packed, self.codes = packed, codes  # the file goes when this copy goes
+        self.cursor = cursor  # the market's, when it was packed
+        self.now = now
+        self.tag: object = None  # what its keeper notes with it (the ledger: the rows read)
+
+    def thaw(self) -> LiveMarket:
+        """A market as this one was when packed (each call a new one)."""
+        self.packed.seek(0)
+        with gc_paused():
+            return _unpack(_Reader(self.packed).load(), self.codes)
+
+    def write_to(self, target: IO[bytes]) -> None:
+        """Copy the packed market into `target` (a file, or an SQLite blob of `size` bytes)."""
+        self.packed.seek(0)
+        while chunk := self.packed.read(_COPY_CHUNK):
+            target.write(chunk)
+
+    @property
+    def size(self) -> int:
+        """Its length in bytes, packed."""
+        return self.packed.seek(0, 2)
+
+    @classmethod
+    def read_from(
+        cls,
+        source: IO[bytes],
+        codes: Codes,
+        cursor: Key,
+        now: int,
+        into: IO[bytes] | None = None,
+    ) -> FrozenMarket:
+        """A packed market as `write_to` wrote it (its cursor and `now` kept beside it),
+        copied into `into` (as `LiveMarket.freeze`). It is checked only as it is thawed,
+        which raises `pickle.UnpicklingError` (or another error) for anything but a market."""
+        packed = io.BytesIO() if into is None else into
+        while chunk := source.read(_COPY_CHUNK):
+            packed.write(chunk)
+        return cls(packed, codes, cursor, now)
+
+
+_COPY_CHUNK = 1 << 20
+
+
+class _Reader(pickle.Unpickler):
+    """Unpacks a packed market and nothing else: of what can be named, only the classes a
+    market holds (a market saved in a ledger file is read back only as data)."""
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) == ("builtins", "getattr"):
+            return _zone_getattr  # how a `ZoneInfo` unpacks itself
+        if (module, name) not in _PACKED_CLASSES:
+            raise pickle.UnpicklingError(f"not part of a market: {module}.{name}")
+        return super().find_class(module, name)
+
+
+_PACKED_CLASSES = {
+    ("gpudesk.market.listings", name)
+    for name in ("Closing", "Lot", "Week", "Withdrawal", "_Everything", "_Summary")
+}
+_PACKED_CLASSES |= {("gpudesk.market.offer", "Deal"), ("gpudesk.market.offer", "Side")}
+_PACKED_CLASSES |= {("array", "_array_reconstructor"), ("array", "array")}
+_PACKED_CLASSES |= {("collections", "deque"), ("decimal", "Decimal")}
+_PACKED_CLASSES |= {("datetime", "timedelta"), ("datetime", "timezone")}
+_PACKED_CLASSES |= {("zoneinfo", "ZoneInfo")}
+
+
+def _zone_getattr(owner: object, name: str) -> object:
+    if owner is ZoneInfo and name == "_unpickle":
+        return ZoneInfo._unpickle  # type: ignore[attr-defined]
+    raise pickle.UnpicklingError(f"not part of a market: {owner!r}.{name}")
+
+
+# -- packing a market ----------------------------------------------------------------------------
+# A market packed as objects (pickle's way) takes, while it is written, several times its own
+# size again: pickle remembers every object it wrote. So its listings go in columns (arrays of
+# times and ids, prices as one text) and every reference to one as its number; what can be
+# worked out again from them is not packed at all: each party's latest listing per lot, and
+# the week's parties (`_add_standing`, as `LiveMarket._roll` does).
+
+# What the market and its builder hold besides what is packed in columns or worked out again.
+_MARKET_OWN = ("builder", "sides", "_cache")
+_BUILDER_OWN = ("codes", "listings", "own", "relayable", "lately", "by_party", "relayed")
+_BUILDER_OWN += ("by_post", "by_offer")
+
+
+def _pack(market: LiveMarket) -> tuple[object, ...]:
+    builder = market.builder
+    assert not builder.keep_posts and builder.closed is None, "a live market reads lean"
+    listings = builder.listings
+    number = {id(listing): n for n, listing in enumerate(listings)}
+    ints = {name: array("q") for name in ("first", "last", "ends", "id", "seq", "posts", "at")}
+    ints.update((name, array("q")) for name in ("relays", "relay_at"))
+    keys, lots, variants, closings, prices = [], [], [], [], []
+    relay_prices, relay_variants, relay_posters = [], [], []
+    for listing in listings:
+        ints["first"].append(listing.first_at)
+        ints["last"].append(listing.last_at)
+        ints["ends"].append(listing.ends_at)
+        ints["id"].append(listing.id)
+        ints["seq"].append(listing.seq)
+        ints["posts"].append(len(listing.own_times))
+        ints["at"].extend(listing.own_times)
+        prices.extend(listing.own_prices)
+        keys.append(listing.key)
+        lots.append(listing.lot_key)
+        variants.append(listing.variant)
+        closings.append(listing.closed_by)
+        ints["relays"].append(len(listing.relays))
+        for at, price, variant, poster in listing.relays:
+            ints["relay_at"].append(at)
+            relay_prices.append(price)
+            relay_variants.append(variant)
+            relay_posters.append(poster)
+
+    def numbered(found: Iterable[Listing]) -> list[int]:
+        return [number[id(listing)] for listing in found]
+
+    def entry(found: Any) -> object:
+        kind = type(found)
+        if kind is Listing:
+            return number[id(found)]
+        if kind is tuple:
+            return (found[0], number[id(found[1])])
+        return [entry(one) for one in found]
+
+    state = {k: v for k, v in market.__dict__.items() if k not in _MARKET_OWN}
+    sides = {group: (side.messages, side.posters) for group, side in market.sides.items()}
+    fields = {k: v for k, v in builder.__dict__.items() if k not in _BUILDER_OWN}
+    indexes = {
+        name: {key: numbered(found) for key, found in getattr(builder, name).items()}
+        for name in ("relayable", "lately", "by_party", "relayed")
+    }
+    posts = {
+        name: {key: entry(found) for key, found in getattr(builder, name).items()}
+        for name in ("by_post", "by_offer")
+    }
+    columns = (ints, keys, lots, variants, closings, _text(prices))
+    relays = (_text(relay_prices), relay_variants, relay_posters)
+    return state, sides, fields, indexes, posts, columns, relays
+
+
+def _unpack(packed: Any, codes: Codes) -> LiveMarket:
+    state, sides, fields, indexes, posts, columns, relays = packed
+    ints, keys, lots, variants, closings, prices_text = columns
+    relay_prices, relay_variants, relay_posters = relays
+    prices = _untext(prices_text, len(ints["at"]))
+    relay_prices = _untext(relay_prices, len(ints["relay_at"]))
+    parties, lot_of = codes.parties, codes.lots
+    listings: list[Listing] = []
+    post = relay = 0
+    first, last, ends, ids, seqs = (ints[name] for name in ("first", "last", "ends", "id", "seq"))
+    counts, times, relay_counts, relay_at = (ints[n] for n in ("posts", "at", "relays", "relay_at"))
+    same = fields["same"]
+    for n, key in enumerate(keys):
+        listing = object.__new__(Listing)
+        key = same.setdefault(key, key)
+        listing.id, listing.key, listing.party = ids[n], key, parties[key]
+        listing.lot_key = same.setdefault(lots[n], lots[n])
+        listing.lot = lot_of[listing.lot_key]
+        at = listing.first_at = first[n]
+        listing.last_at = at if last[n] == at else last[n]  # one object where they agree
+        listing.ends_at = ends[n]
+        listing.adverts, listing.chats = _NO_POSTS, _NO_CHATS  # type: ignore[assignment]
+        listing.closed_by, listing.variant = closings[n], variants[n]
+        count = counts[n]
+        listing.own_times = times[post : post + count].tolist()
+        listing.own_times[0] = at
+        listing.own_prices = prices[post : post + count]
+        listing.price, listing.price_key = listing.own_prices[0], None
+        post += count
+        count = relay_counts[n]
+        listing.relays = _NO_RELAYS  # type: ignore[assignment]
+        if count:
+            listing.relays = [
+                (relay_at[r], relay_prices[r], relay_variants[r], relay_posters[r])
+                for r in range(relay, relay + count)
+            ]
+            relay += count
+        listing.seq = seqs[n]
+        listings.append(listing)
+
+    def entry(found: Any) -> object:
+        kind = type(found)
+        if kind is int:
+            return listings[found]
+        if kind is tuple:
+            return (found[0], listings[found[1]])
+        return [entry(one) for one in found]
+
+    builder = object.__new__(_Builder)
+    builder.__dict__.update(fields)
+    builder.codes, builder.listings = codes, listings
+    # each party's latest listing of each lot (later ones of the same lot were made later)
+    builder.own = {(listing.key, listing.lot_key): listing for listing in listings}
+    for name, found in indexes.items():
+        setattr(builder, name, {key: [listings[n] for n in at] for key, at in found.items()})
+    builder.lately = {lot: OrderedDict.fromkeys(found) for lot, found in builder.lately.items()}
+    for name, found in posts.items():
+        setattr(builder, name, {key: entry(at) for key, at in found.items()})
+    market = object.__new__(LiveMarket)
+    market.__dict__.update(state)
+    market.builder, market._cache, market.sides = builder, {}, {}
+    for group, (messages, posters) in sides.items():
+        side = market.sides[group] = _LiveSide()
+        side.messages, side.posters = messages, posters
+    edges = (market.start, market.end)
+    for listing in listings:  # the week's parties, as `_roll` counts them
+        if listing.stands_in(*edges):
+            _add_standing([market._side(listing.lot)], listing, edges, 0, 0)
+    for side in market.sides.values():
+        side.recount()
+    return market
+
+
+def _text(prices: list[Decimal | None]) -> str:
+    """Prices as one text, a line each (an empty line for none): exact, and one object."""
+    return "\n".join("" if price is None else str(price) for price in prices)
+
+
+def _untext(text: str, count: int) -> list[Decimal | None]:
+    """The `count` prices `_text` made `text` of."""
+    if not count:
+        return []
+    same: dict[str, Decimal | None] = {"": None}  # one object per price, as when read
+    return [
+        same[line] if line in same else same.setdefault(line, Decimal(line))
+        for line in text.split("\n")
+    ]
 
 
 def _later(at: int, listing: Listing, then: int, before: Listing | None) -> bool:

@@ -9,9 +9,12 @@ run at once without "database is locked". Times are stored as ISO 8601 text in U
 from __future__ import annotations
 
 import bisect
+import hashlib
 import json
+import logging
 import sqlite3
 import sys
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -20,7 +23,7 @@ from decimal import Decimal
 from functools import lru_cache
 from operator import attrgetter, itemgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast, overload
+from typing import IO, TYPE_CHECKING, Any, cast, overload
 
 from sqlite_utils import Database
 
@@ -32,6 +35,7 @@ from gpudesk.market.listings import (
     Advert,
     Closing,
     Codes,
+    FrozenMarket,
     Listings,
     LiveMarket,
     Lot,
@@ -1385,8 +1389,9 @@ class Ledger:
     # -- the market as it goes: `/price` and `/market` in milliseconds --------------------------
     # `listings()` + `pulses()` read the whole history: seconds for a million posts. A
     # `LiveMarket` per scope is built from it once and then fed the rows added since (found by
-    # their ids; `listing_changes` tells of rows deleted or rewritten); past weeks' pulses are
-    # kept until a row of their time or before comes in.
+    # their ids; `listing_changes` tells of rows deleted or rewritten), and saved in the ledger
+    # for the next start (`market_saved`); past weeks' pulses are kept until a row of their
+    # time or before comes in.
 
     def week_pulses(
         self,
@@ -1432,8 +1437,8 @@ class Ledger:
         zone: tzinfo,
         chat: tuple[str | None, str] | None = None,
     ) -> None:
-        """Build the market state `week_pulses` keeps (seconds for a million posts), so that
-        the first `/price` need not."""
+        """Build the market state `week_pulses` keeps (seconds for a million posts; read back
+        as saved in the ledger on a restart), so that the first `/price` need not."""
         self._live_market(chat, lifetime, zone, now)
 
     def _read_pulses(
@@ -1463,11 +1468,14 @@ class Ledger:
         Rows added in order are fed to it. When that cannot be (a row deleted or rewritten, or
         one arriving behind others it met), it goes back to a copy kept from before the
         earliest row concerned (`SPARE_EVERY`) and reads on from there; only when no copy is
-        old enough is the whole history read again."""
+        old enough is the whole history read again. A scope's market not in memory is read
+        back as saved in the ledger (`_load_market`), if it was, and fits."""
         key = (chat, lifetime, str(zone))
         found = self._markets.get(key)
         with self._reading():
             made = found is None
+            if found is None:  # the market saved in the ledger, if any is good
+                found = self._load_market(chat, lifetime, zone, now)
             if found is not None:
                 if micros(now) < found.market.now:
                     return None
@@ -1486,6 +1494,7 @@ class Ledger:
         while len(self._markets) >= MARKETS_KEPT:
             self._markets.pop(next(iter(self._markets)))
         self._markets[key] = found
+        self._save_market(chat, lifetime, zone, found)
         return found.market
 
     def _build_market(
@@ -1495,25 +1504,25 @@ class Ledger:
         zone: tzinfo,
         now: datetime,
     ) -> _Market:
-        """The market read from the whole history, and copies of it as it was a day before
-        `now` and as it is (to go back to)."""
+        """The market read from the whole history, and a copy of it as it was a day before
+        `now` (to go back to, and to save in the ledger). The history is read from the cursor
+        as the market takes it in, never whole."""
         stamp = self._stamp()
         until = micros(now)
-        adverts, withdrawals, codes = self.listing_facts(
-            until=_END_OF_TIME, chat=chat, keep_posts=False
-        )
         split = min(until, micros(now - SPARE_EVERY))
-        first = bisect.bisect_right(adverts, split, key=itemgetter(2))
+        codes = self._market_codes()
+        withdrawals = self._withdrawals(until=_END_OF_TIME, since=None, gpu=None)
         market = LiveMarket.build(
-            adverts[:first],  # in (at, message, id) order, all at or before `split`
+            self._adverts_where(chat, "a.at_us <= ?", [split], order=_IN_TIME),
             [w for w in withdrawals if w.at <= split],
             codes=codes,
             lifetime=lifetime,
             zone=zone,
             now=moment(split),
         )
-        spare = market.copy()
-        rest = adverts[first:]
+        spare = market.freeze(_spill())
+        spare.tag = stamp  # it read the rows up to `stamp` of `split` or before
+        rest = self._adverts_where(chat, "a.at_us > ?", [split], order=_IN_TIME).fetchall()
         ok = market.feed(
             [a for a in rest if a[2] <= until],
             [w for w in withdrawals if split < w.at <= until],
@@ -1527,8 +1536,126 @@ class Ledger:
             later_adverts=[a for a in rest if a[2] > until],
             later_withdrawals=[w for w in withdrawals if w.at > until],
             serial=-1,
-            spares=[spare, market.copy()],  # the next is due a day from now
+            spares=[spare],
+            spare_due=market.cursor[0] + SPARE_EVERY // _US,  # a day from now
+            unsaved=spare,
         )
+
+    # A copy of a scope's market is saved in the ledger (`market_saved`) as it is made: when
+    # the market is built, and a day of posts after each copy. A restart reads it back and the
+    # rows added since (a second or two), not the whole history: only a save made otherwise
+    # (`_made`), or one older than a row since deleted or rewritten, is read again in full.
+
+    def _load_market(
+        self,
+        chat: tuple[str | None, str] | None,
+        lifetime: timedelta,
+        zone: tzinfo,
+        now: datetime,
+    ) -> _Market | None:
+        """The scope's market as saved, with the rows it had not read yet (after the moment
+        it was saved at); None when there is none fit to read."""
+        row = self.conn.execute(
+            "SELECT rowid, made, advert, withdrawal, change, now_us, cursor FROM market_saved"
+            " WHERE scope = ?",
+            (json.dumps(chat),),
+        ).fetchone()
+        made = self._made(lifetime, zone)
+        if row is None or made is None or row[1] != made or row[5] > micros(now):
+            return None
+        stamp, latest = _Stamp(row[2], row[3], row[4]), self._stamp()
+        if (
+            stamp.advert > latest.advert
+            or stamp.withdrawal > latest.withdrawal
+            or stamp.change > latest.change
+        ):
+            return None  # rows it read are gone
+        read_to = row[5]  # the moment it had read up to
+        codes = self._market_codes()
+        try:
+            with self.conn.blobopen("market_saved", "packed", row[0], readonly=True) as blob:
+                cursor = tuple(json.loads(row[6]))
+                spare = FrozenMarket.read_from(blob, codes, cursor, read_to, _spill())  # type: ignore[arg-type]
+            market = spare.thaw()
+        except Exception:  # anything wrong with it: read the history instead
+            _log.warning("the market saved in the ledger could not be read: reading history")
+            return None
+        spare.tag = stamp
+        later = self._adverts_where(chat, "a.id <= ? AND a.at_us > ?", [stamp.advert, read_to])
+        return _Market(
+            market=market,
+            stamp=stamp,
+            codes=_code_marks(self.conn),
+            later_adverts=later.fetchall(),
+            later_withdrawals=[
+                w
+                for w in self._withdrawals(until=_END_OF_TIME, since=moment(read_to), gpu=None)
+                if w.at > read_to and w.id <= stamp.withdrawal
+            ],
+            serial=-1,
+            spares=[spare],
+            # not at once: a restart need not pay for a copy (and its memory) to spare a day
+            spare_due=spare.cursor[0] + 2 * SPARE_EVERY // _US,
+            saved=spare.cursor,
+        )
+
+    def _save_market(
+        self,
+        chat: tuple[str | None, str] | None,
+        lifetime: timedelta,
+        zone: tzinfo,
+        found: _Market,
+    ) -> None:
+        """Save the scope's copy to save, if any, in the write under way or one of its own
+        (not inside another's reading: then at a later call)."""
+        spare, made = found.unsaved, self._made(lifetime, zone)
+        if spare is None or made is None or (not self._depth and self.conn.in_transaction):
+            return
+        stamp = cast(_Stamp, spare.tag)
+        try:
+            with self._writing():
+                self.conn.execute(
+                    "INSERT INTO market_saved (scope, made, advert, withdrawal, change, now_us,"
+                    " cursor, saved_at, packed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, zeroblob(?))"
+                    " ON CONFLICT (scope) DO UPDATE SET made = excluded.made,"
+                    " advert = excluded.advert, withdrawal = excluded.withdrawal,"
+                    " change = excluded.change, now_us = excluded.now_us,"
+                    " cursor = excluded.cursor, saved_at = excluded.saved_at,"
+                    " packed = excluded.packed",
+                    (
+                        json.dumps(chat),
+                        made,
+                        stamp.advert,
+                        stamp.withdrawal,
+                        stamp.change,
+                        spare.now,
+                        json.dumps(spare.cursor),
+                        iso(datetime.now(UTC)),
+                        spare.size,
+                    ),
+                )
+                rowid = self.conn.execute(
+                    "SELECT rowid FROM market_saved WHERE scope = ?", (json.dumps(chat),)
+                ).fetchone()[0]
+                with self.conn.blobopen("market_saved", "packed", rowid) as blob:
+                    spare.write_to(blob)
+        except sqlite3.Error as error:  # a save is for later starts: never worth failing for
+            _log.warning("could not save the market in the ledger: %s", error)
+            found.unsaved = None  # the next copy will try again
+            return
+        found.unsaved, found.saved = None, spare.cursor
+
+    def _made(self, lifetime: timedelta, zone: tzinfo) -> str | None:
+        """What a saved market depends on besides the rows: the code that reads the market,
+        the offer lifetime, the time zone and the exchange rate (None: the code cannot say
+        what it is, so nothing is saved or read back)."""
+        valuation = self.valuation
+        if _market_code() is None:
+            return None
+        return json.dumps(
+            [_market_code(), lifetime // _US, str(zone), valuation.currency.value,
+             str(valuation.usd_cny)]
+        )  # fmt: skip
 
     def _catch_up(
         self, found: _Market, chat: tuple[str | None, str] | None, now: datetime
@@ -1544,7 +1671,7 @@ class Ledger:
         # look again through every other group's rows since its own last one.
         adverts = self._adverts_where(
             chat, "a.id > ? AND a.id <= ?", [stamp.advert, new_stamp.advert]
-        )
+        ).fetchall()
         withdrawals = [
             w for w in self._withdrawals_after(stamp.withdrawal) if w.id <= new_stamp.withdrawal
         ]
@@ -1580,8 +1707,8 @@ class Ledger:
         ]
         if not usable:
             return False
-        spare = max(usable, key=lambda market: market.cursor)
-        market = spare.copy()  # the copy stays as it was, for the next time
+        spare = max(usable, key=lambda frozen: frozen.cursor)
+        market = spare.thaw()  # the copy stays as it was, for the next time
         since = spare.cursor[0]
         stamp = self._stamp()
         adverts = [
@@ -1605,21 +1732,33 @@ class Ledger:
         found.later_withdrawals = [w for w in withdrawals if w.at > until]
         found.spares = [other for other in found.spares if other.cursor < spare.cursor]
         found.spares.append(spare)
+        if found.saved is not None and found.saved[0] >= earliest:
+            found.unsaved = spare  # the saved one read what is now gone: save this instead
         return True
 
     def _keep_spare(self, found: _Market) -> bool:
-        """A copy of the market a day of posts apart from the last one kept (two at most);
-        whether one was made."""
-        latest = found.spares[-1] if found.spares else None
-        if latest is None or found.market.cursor[0] - latest.cursor[0] >= SPARE_EVERY // _US:
-            found.spares = [*found.spares[-(SPARES_KEPT - 1) :], found.market.copy()]
-            return True
-        return False
+        """A copy of the market a day of posts after the last one (two kept at most); whether
+        one was made."""
+        market = found.market
+        if found.spares and market.cursor[0] < found.spare_due:
+            return False
+        spare = found.unsaved = market.freeze(_spill())
+        spare.tag = found.stamp
+        found.spares = [*found.spares[-(SPARES_KEPT - 1) :], spare]
+        found.spare_due = market.cursor[0] + SPARE_EVERY // _US
+        return True
 
     def _adverts_where(
-        self, chat: tuple[str | None, str] | None, condition: str, params: list[Any]
-    ) -> list[Advert]:
-        """Advertisements as `listing_facts` gives them (lean), in id order."""
+        self,
+        chat: tuple[str | None, str] | None,
+        condition: str,
+        params: list[Any],
+        *,
+        order: str = "a.id",
+    ) -> sqlite3.Cursor:
+        """Advertisements as `listing_facts` gives them (lean), but each priced by its quote's
+        text (`_Quotes`), in `order` (by id, or `_IN_TIME`: the engine's, from the index), as
+        a cursor: rows come as they are read, never all at once."""
         where = [condition]
         if chat is not None:
             where.append("a.chat_id = ?")
@@ -1628,13 +1767,15 @@ class Ledger:
                 where.append("a.platform = ?")
                 params.append(chat[0])
         return self.conn.execute(
-            "SELECT a.id, a.message, a.at_us, a.party, NULL, a.lot, a.variant, a.quote, a.offer"
-            f" FROM adverts a WHERE {' AND '.join(where)} ORDER BY a.id",
+            "SELECT a.id, a.message, a.at_us, a.party, NULL, a.lot, a.variant, q.key, a.offer"
+            " FROM adverts a LEFT JOIN quotes q ON q.id = a.quote"
+            f" WHERE {' AND '.join(where)} ORDER BY {order}",
             params,
-        ).fetchall()
+        )
 
     def _learn_codes(self, found: _Market) -> None:
-        """Add the parties, lots and quotes coded since the market was built to its codes."""
+        """Add the parties and lots coded since the market was built to its codes (its prices
+        are worked out from the quotes' text as they come: `_Quotes`)."""
         codes = found.market.builder.codes
         parties, lots, quotes = found.codes
         parties_map = cast(dict[int, tuple[str, str]], codes.parties)
@@ -1649,12 +1790,7 @@ class Ledger:
         ):
             lots_map[row[0]] = Lot(Side(row[1]), Deal(row[2]), row[3], row[4], row[5])
             lots = max(lots, row[0])
-        prices = cast(dict[int, Decimal | None], codes.prices)
-        fresh = [
-            row[0] for row in self.conn.execute("SELECT id FROM quotes WHERE id > ?", (quotes,))
-        ]
-        prices.update(self._prices(set(fresh)))
-        found.codes = (parties, lots, max([quotes, *fresh]))
+        found.codes = (parties, lots, quotes)
 
     def _withdrawals_after(self, last_id: int) -> list[Withdrawal]:
         """Withdrawals with ids after `last_id`, whenever they were said."""
@@ -1746,6 +1882,19 @@ class Ledger:
                         offer=offer,
                     )
         return found
+
+    def _market_codes(self) -> Codes:
+        """What the live market's rows' codes stand for: parties and lots by code, prices by
+        their quote's text (`_adverts_where`), worked out as they come (`_Quotes`)."""
+        parties = {
+            row[0]: (row[1], row[2])
+            for row in self.conn.execute("SELECT id, platform, poster_id FROM parties")
+        }
+        lots = {
+            row[0]: Lot(Side(row[1]), Deal(row[2]), row[3], row[4], row[5])
+            for row in self.conn.execute("SELECT id, side, deal, gpu, gpus, location FROM lots")
+        }
+        return Codes(parties=parties, lots=lots, prices=_Quotes(self.valuation))
 
     def _codebook(self) -> Codes:
         """What advertisement rows' codes stand for; prices in the desk's currency."""
@@ -2535,7 +2684,67 @@ class _Market:
     later_adverts: list[Advert]  # read, but after the latest moment asked about
     later_withdrawals: list[Withdrawal]
     serial: int  # the write transaction it was last read in (-1: none)
-    spares: list[LiveMarket]  # copies of it as it was before, oldest first (`SPARE_EVERY`)
+    spares: list[FrozenMarket]  # copies of it as it was before, oldest first (`SPARE_EVERY`)
+    spare_due: int  # µs: the next copy is made once the market has read up to this
+    unsaved: FrozenMarket | None = None  # a copy to save in the ledger (`_save_market`)
+    saved: tuple[int, int, int, int] | None = None  # the cursor of the copy saved last
+
+
+class _Quotes(dict[str, Decimal | None]):
+    """Unit prices of quotes by their text ("7.20 USD"), in the desk's currency, worked out
+    as they are asked for: the live market's prices (`_market_codes`). A cache, emptied when
+    it holds `QUOTES_KEPT`: a long history has hundreds of thousands of quotes, and a market
+    built from it asks for each only around the time it was posted."""
+
+    def __init__(self, valuation: Valuation):
+        super().__init__()
+        self.valuation = valuation
+
+    def __missing__(self, key: str) -> Decimal:
+        if len(self) >= QUOTES_KEPT:
+            self.clear()
+        amount, _, code = key.partition(" ")
+        valuation = self.valuation
+        price = convert(Decimal(amount), _CURRENCIES[code], valuation.currency, valuation.usd_cny)
+        self[key] = price
+        return price
+
+
+_CURRENCIES = {currency.value: currency for currency in Currency}
+
+
+QUOTES_KEPT = 50_000
+
+
+def _spill() -> IO[bytes]:
+    """Where a copy of a market waits (`LiveMarket.freeze`): in memory while small, in a
+    temporary file past `SPILL_AT` (a copy of a million posts' market is tens of MB)."""
+    return tempfile.SpooledTemporaryFile(max_size=SPILL_AT)
+
+
+SPILL_AT = 1 << 20
+_log = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=1)
+def _market_code() -> str | None:
+    """A digest of the code a saved market is made by (a market saved by other code is read
+    again from history): the engine, what prices and lots rest on, and this file. None when
+    the sources cannot be read."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in [root / "market" / f"{name}.py" for name in _MARKET_CODE] + [Path(__file__)]:
+        try:
+            digest.update(path.read_bytes())
+        except OSError:
+            return None
+    return digest.hexdigest()[:16]
+
+
+_MARKET_CODE = ("listings", "match", "normalise", "pulse", "offer")
+
+
+_IN_TIME = "a.at_us, a.message, a.id"  # the engine's order (`market.listings`), from the index
 
 
 def _code_marks(conn: sqlite3.Connection) -> tuple[int, int, int]:

@@ -588,3 +588,20 @@ def m_outbox_wechat_cap(db: Database) -> None:
         "CREATE INDEX outbox_sent_chat ON outbox (platform, chat_id, finished_at)"
         " WHERE status IN ('sent', 'sending')"
     )
+
+
+@MIGRATIONS(name="m_market_saved")
+def m_market_saved(db: Database) -> None:
+    """The live market (`Ledger.week_pulses`) saved in the ledger, one row per scope (`scope`:
+    the whole market, or one group's), so that a restart reads it back and the rows added
+    since, not the whole history again. `made` says what it was made with (the code reading
+    the market, the offer lifetime, the time zone, the exchange rate): a save made otherwise
+    is not read. `advert`, `withdrawal`, `change` are the last ids of those rows it had read,
+    `now_us` the moment it had read up to, `cursor` its last item; `packed`, the market
+    (`market.listings.FrozenMarket`), is read back only as data."""
+    db.execute(
+        "CREATE TABLE market_saved (scope TEXT PRIMARY KEY, made TEXT NOT NULL,"
+        " advert INTEGER NOT NULL, withdrawal INTEGER NOT NULL, change INTEGER NOT NULL,"
+        " now_us INTEGER NOT NULL, cursor TEXT NOT NULL, saved_at TEXT NOT NULL,"
+        " packed BLOB NOT NULL)"
+    )
