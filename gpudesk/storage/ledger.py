@@ -1886,6 +1886,11 @@ class Ledger:
     def _market_codes(self) -> Codes:
         """What the live market's rows' codes stand for: parties and lots by code, prices by
         their quote's text (`_adverts_where`), worked out as they come (`_Quotes`)."""
+        parties, lots = self._parties_and_lots()
+        return Codes(parties=parties, lots=lots, prices=_Quotes(self.valuation))
+
+    def _parties_and_lots(self) -> tuple[dict[int, tuple[str, str]], dict[int, Lot]]:
+        """The party and lot codes of advertisement rows, and what each stands for."""
         parties = {
             row[0]: (row[1], row[2])
             for row in self.conn.execute("SELECT id, platform, poster_id FROM parties")
@@ -1894,18 +1899,11 @@ class Ledger:
             row[0]: Lot(Side(row[1]), Deal(row[2]), row[3], row[4], row[5])
             for row in self.conn.execute("SELECT id, side, deal, gpu, gpus, location FROM lots")
         }
-        return Codes(parties=parties, lots=lots, prices=_Quotes(self.valuation))
+        return parties, lots
 
     def _codebook(self) -> Codes:
         """What advertisement rows' codes stand for; prices in the desk's currency."""
-        parties = {
-            row[0]: (row[1], row[2])
-            for row in self.conn.execute("SELECT id, platform, poster_id FROM parties")
-        }
-        lots = {
-            row[0]: Lot(Side(row[1]), Deal(row[2]), row[3], row[4], row[5])
-            for row in self.conn.execute("SELECT id, side, deal, gpu, gpus, location FROM lots")
-        }
+        parties, lots = self._parties_and_lots()
         valuation = self.valuation
         prices: dict[int, Decimal | None] = {}
         for quote, key in self.conn.execute("SELECT id, key FROM quotes"):
